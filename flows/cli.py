@@ -1,0 +1,195 @@
+"""The `synthgate` command line: thin commands over the flow and the library.
+
+Exit codes: 0 published, 1 internal failure, 2 bad input or config (one line on stderr), 3 refused by the gate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table as RichTable
+
+from flows.config import RunConfig, load_config
+from generators.schema import BadInputError, Schema
+
+EXIT_PUBLISHED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+OUR_LOGGERS = ("flows", "generators", "validation", "privacy")
+
+app = typer.Typer(
+    name="synthgate",
+    help="Gated synthetic releases of private tables.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+stdout = Console()
+stderr = Console(stderr=True)
+log = logging.getLogger(__name__)
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show the orchestrator's logs and tracebacks.")]
+
+
+@app.command()
+def run(
+    source: Annotated[Path | None, typer.Option(help="CSV or Parquet file or folder [default: bundled Adult]")] = None,
+    generator: Annotated[str | None, typer.Option(help="Generator name (see `synthgate generators`)")] = None,
+    out: Annotated[Path | None, typer.Option(help="Releases root folder [default: releases]")] = None,
+    name: Annotated[str | None, typer.Option(help="Dataset name [default: the source's file name]")] = None,
+    rows: Annotated[int | None, typer.Option(help="Synthetic rows [default: as many as the source]")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0]")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these settings and more")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Train a generator on the source, validate the synthetic rows and publish them if every check passes."""
+    with user_errors(verbose):
+        settings = load_config(config, source=source, generator=generator, out=out, name=name, rows=rows, seed=seed)
+        outcome = run_flow(settings, verbose)
+    show_outcome(outcome)
+    raise typer.Exit(EXIT_PUBLISHED if outcome.published else EXIT_REFUSED)
+
+
+@app.command()
+def inspect(
+    source: Annotated[Path, typer.Argument(help="CSV or Parquet file or folder")],
+    config: Annotated[Path | None, typer.Option(help="YAML run config whose `columns:` overrides apply")] = None,
+    as_yaml: Annotated[bool, typer.Option("--yaml", help="Print the kinds as YAML, ready to edit and override")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Print the schema synthgate infers for a source (after any overrides in --config)."""
+    from flows.ingest import load_table
+
+    with user_errors(verbose):
+        settings = load_config(config, source=source)
+        table = load_table(settings.source, settings.columns, settings.target)
+    if as_yaml:
+        kinds: dict[str, Any] = {"columns": {c.name: c.kind.value for c in table.schema}}
+        stdout.print(yaml.safe_dump(kinds, sort_keys=False), end="", markup=False, highlight=False)
+        return
+    stdout.print(schema_table(table.schema, title=f"{table.source.uri}: {table.source.rows:,} rows"))
+
+
+@app.command()
+def generators() -> None:
+    """List the registered generators."""
+    from generators.registry import DEFAULT_GENERATOR, describe
+
+    listing = RichTable(show_header=True, header_style="bold", box=None)
+    listing.add_column("name")
+    listing.add_column("description")
+    for key, summary in describe():
+        listing.add_row(key + (" (default)" if key == DEFAULT_GENERATOR else ""), summary)
+    stdout.print(listing)
+
+
+def run_flow(settings: RunConfig, verbose: bool) -> Any:
+    """Check the input before the orchestrator starts (bad input fails in a second), then run the flow."""
+    from flows.steps import preflight
+
+    preflight(settings)
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the CLI reports; Prefect stays quiet
+    from flows.synthesize import synthesize
+
+    with progress_from_logs(verbose):
+        return synthesize(settings)
+
+
+def show_outcome(outcome: Any) -> None:
+    """The verdict and where to find the release or the refusal."""
+    verdict = outcome.manifest["gate"]
+    colour = "green" if outcome.published else "red"
+    word = "published" if outcome.published else "refused"
+    stdout.print(f"[bold {colour}]{word}[/] {outcome.path}  (report: {outcome.path / 'report.html'})", soft_wrap=True)
+    checks = RichTable(box=None, header_style="bold")
+    for column in ("check", "value", "threshold", "verdict"):
+        checks.add_column(column)
+    for check in verdict["checks"]:
+        mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
+        checks.add_row(check["name"], f"{check['value']:.4g}", f"{check['threshold']:.4g}", mark)
+    stdout.print(checks)
+
+
+def schema_table(schema: Schema, title: str) -> RichTable:
+    listing = RichTable(title=title, header_style="bold")
+    for column in ("column", "kind", "dtype", "nullable", "facts"):
+        listing.add_column(column)
+    for spec in schema:
+        facts = []
+        if spec.categories is not None:
+            facts.append(f"{len(spec.categories)} categories")
+        if spec.bounds is not None and spec.kind.value == "numerical":
+            facts.append(f"[{spec.bounds[0]:g}, {spec.bounds[1]:g}]" + (" integer" if spec.integer else ""))
+        if spec.timezone:
+            facts.append(f"tz {spec.timezone}")
+        if spec.pii_type:
+            facts.append(spec.pii_type)
+        if not spec.kind.is_learned:
+            facts.append("regenerated, never learned")
+        listing.add_row(spec.name, spec.kind.value, spec.dtype, "yes" if spec.nullable else "", ", ".join(facts))
+    return listing
+
+
+@contextlib.contextmanager
+def user_errors(verbose: bool) -> Iterator[None]:
+    """Bad input: one line on stderr and exit 2. Anything else: one line and exit 1 (traceback with -v)."""
+    try:
+        yield
+    except BadInputError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        if verbose:
+            raise
+        log.debug("internal failure", exc_info=True)
+        typer.echo(f"error: internal failure ({type(err).__name__}: {err}); rerun with -v for the traceback", err=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
+
+
+@contextlib.contextmanager
+def progress_from_logs(verbose: bool) -> Iterator[None]:
+    """A spinner whose text follows our library's log lines, so long steps show what they are doing.
+
+    Unless verbose, our records stop at the spinner (and Prefect's API handler, when one is attached)
+    instead of also reaching the console through the root logger.
+    """
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=stderr, transient=True) as progress:
+        line = progress.add_task("starting")
+        handler = _ProgressHandler(lambda text: progress.update(line, description=text))
+        loggers = [logging.getLogger(name) for name in OUR_LOGGERS]
+        saved = [(lg.level, lg.propagate) for lg in loggers]
+        for lg in loggers:
+            lg.addHandler(handler)
+            lg.setLevel(min(lg.getEffectiveLevel(), logging.INFO))
+            lg.propagate = verbose
+        try:
+            yield
+        finally:
+            for lg, (level, propagate) in zip(loggers, saved, strict=True):
+                lg.removeHandler(handler)
+                lg.setLevel(level)
+                lg.propagate = propagate
+
+
+class _ProgressHandler(logging.Handler):
+    def __init__(self, show: Any) -> None:
+        super().__init__(logging.INFO)
+        self._show = show
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._show(record.getMessage())
+
+
+def main() -> None:
+    app()

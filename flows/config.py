@@ -1,0 +1,128 @@
+"""The run's configuration at the boundary: one pydantic model fed by CLI flags, a YAML file, or
+Prefect flow parameters, validated once and then handed to the library as plain values."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flows.gate import GateThresholds
+from generators.registry import DEFAULT_GENERATOR, GENERATORS
+from generators.schema import BadInputError
+
+DEMO_SOURCE = Path(__file__).resolve().parent.parent / "data" / "adult.parquet"
+_DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class GateConfig(BaseModel):
+    """Thresholds of the release gate; every check compares one measured value against one of these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_quality: float = Field(0.75, ge=0, le=1, description="sdmetrics QualityReport score at least this")
+    max_dcr_share: float = Field(
+        0.60, gt=0.5, le=1, description="share of synthetic rows closer to train than to holdout at most this"
+    )
+    exact_match_tolerance: float = Field(
+        0.005, ge=0, le=1, description="exact-copy rate may exceed the holdout's own rate by at most this"
+    )
+    max_fidelity_errors: int = Field(0, ge=0, description="columns or pairs sdmetrics may fail to score")
+
+    def thresholds(self) -> GateThresholds:
+        return GateThresholds(**self.model_dump())
+
+
+class RunConfig(BaseModel):
+    """Everything one `synthgate run` needs. Unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: Path = Field(DEMO_SOURCE, description="CSV or Parquet file, or a folder of them")
+    generator: str = Field(DEFAULT_GENERATOR, description="registry key of the generator (see `synthgate generators`)")
+    params: dict[str, Any] = Field(default_factory=dict, description="the generator's hyper-parameters")
+    out: Path = Field(Path("releases"), description="root folder of the releases")
+    name: str | None = Field(None, description="dataset name under OUT (default: the source's file name)")
+    rows: int | None = Field(None, gt=0, description="synthetic rows to publish (default: as many as the source)")
+    seed: int = Field(0, ge=0, description="seeds the split, the training and the sampling")
+    holdout: float = Field(0.2, gt=0, lt=1, description="share of rows held out from training for the checks")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    target: str | None = Field(None, description="target column for utility checks")
+    columns: dict[str, str | dict[str, Any]] = Field(
+        default_factory=dict, description="schema overrides: column -> kind, or column -> {kind: ..., ...}"
+    )
+    gate: GateConfig = Field(default_factory=GateConfig)
+
+    @field_validator("generator")
+    @classmethod
+    def _known_generator(cls, value: str) -> str:
+        if value not in GENERATORS:
+            raise ValueError(f"unknown generator '{value}'; known: {', '.join(sorted(GENERATORS))}")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        if value is not None and not _DATASET_NAME.match(value):
+            raise ValueError("must be letters, digits, '.', '_' or '-' (it names a folder)")
+        return value
+
+    @property
+    def dataset(self) -> str:
+        """The dataset's folder name under `out`."""
+        if self.name is not None:
+            return self.name
+        stem = self.source.name.split(".")[0] or "dataset"
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
+
+
+def load_config(path: Path | None = None, **flags: Any) -> RunConfig:
+    """The run's config from an optional YAML file with CLI flags on top (flags left `None` are unset).
+
+    Relative paths in the YAML file are relative to the file's folder, as a user reading it expects.
+    """
+    values: dict[str, Any] = read_yaml(path) if path is not None else {}
+    if path is not None:
+        for key in ("source", "out"):
+            if isinstance(values.get(key), str):
+                values[key] = str((path.parent / values[key]).expanduser())
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return RunConfig.model_validate(values)
+    except ValidationError as err:
+        raise BadInputError(f"config: {describe_validation_error(err)}") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping, or a one-line `BadInputError` that says what is wrong with the file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInputError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise BadInputError(f"config file {path} cannot be read: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise BadInputError(f"config file {path} is malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInputError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+    return data
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    """pydantic's first error as `field: message`, with how many more there are."""
+    errors = err.errors()
+    first = errors[0]
+    where = ".".join(str(p) for p in first["loc"]) or "value"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {message}{more}"

@@ -1,0 +1,281 @@
+"""Publishing: a release appears whole under `releases/` or not at all, and `CURRENT` moves last.
+
+Everything is written into `OUT/<dataset>/.staging/`, fsynced, then moved into place with one
+`os.rename`; `CURRENT` is replaced atomically afterwards. A crash at any moment therefore leaves the
+previous release and `CURRENT` intact; its leftovers (staging folders, `CURRENT` temp files) are removed
+by the next run. An exclusive `flock` on `OUT/<dataset>/.lock` serialises runs of the same dataset, so
+one run never cleans away another's staging. Nothing already published is modified or deleted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from generators.schema import BadInputError
+
+log = logging.getLogger(__name__)
+
+RELEASES = "releases"
+REFUSED = "refused"
+CURRENT = "CURRENT"
+STAGING = ".staging"
+LOCK = ".lock"
+MANIFEST = "manifest.json"
+REPORT = "report.html"
+DATA = "data"
+PARQUET_COMPRESSION = "zstd"
+# Keys of the provenance stored in every parquet file's schema metadata.
+META_RELEASE_ID = b"synthgate.release_id"
+META_GENERATOR = b"synthgate.generator"
+META_SOURCE_SHA256 = b"synthgate.source_sha256"
+
+_CURRENT_TMP_PREFIX = f".{CURRENT}."
+_CURRENT_TMP_SUFFIX = ".tmp"
+# Dataset names and ids become folder names: no separators, no leading dot (reserved for our own files).
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A UTC timestamp plus a random suffix: sorts by time, never collides, safe as a folder name.
+
+    A naive `now` is taken to be UTC.
+    """
+    now = now or datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks so large parts never sit in memory."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def read_current(out_dir: Path, dataset: str) -> str | None:
+    """The release_id `CURRENT` points to, or None before the first release."""
+    try:
+        text = (Path(out_dir) / _safe(dataset, "dataset") / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return text or None
+
+
+def clean_stale(out_dir: Path, dataset: str) -> list[Path]:
+    """Remove what killed runs left behind (staging folders, `CURRENT` temp files); returns what went."""
+    dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
+    with _dataset_lock(dataset_dir):
+        return _clean_stale_locked(dataset_dir)
+
+
+def publish_release(
+    out_dir: Path,
+    dataset: str,
+    release_id: str,
+    synthetic: pd.DataFrame,
+    manifest: dict[str, Any],
+    render_report: Callable[[dict[str, Any]], str],
+    *,
+    rows_per_part: int = 500_000,
+) -> Path:
+    """Write a release (parquet parts, manifest.json, report.html) atomically and point `CURRENT` at it.
+
+    The manifest is completed with `release_id`, `dataset`, `rows` and `files` before it is written;
+    the caller's dict is left as it was. Returns the release folder.
+    """
+    if rows_per_part < 1:
+        raise ValueError(f"rows_per_part must be at least 1, got {rows_per_part}")
+    if not manifest.get("gate", {}).get("passed"):
+        raise ValueError("refusing to publish: the manifest's gate did not pass (use record_refusal)")
+    dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
+    final = dataset_dir / RELEASES / _safe(release_id, "release_id")
+    completed = _completed(manifest, release_id=release_id, dataset=dataset)
+
+    def fill(staging: Path) -> None:
+        files = _write_parts(staging, synthetic, completed, rows_per_part)
+        completed.update(rows=len(synthetic), files=files)
+        _write_manifest_and_report(staging, completed, render_report)
+
+    with _dataset_lock(dataset_dir):
+        _clean_stale_locked(dataset_dir)
+        _publish_folder(dataset_dir, final, fill)
+        _write_current(dataset_dir, release_id)
+    log.info("published %s release %s (%d rows) at %s", dataset, release_id, len(synthetic), final)
+    return final
+
+
+def record_refusal(
+    out_dir: Path,
+    dataset: str,
+    run_id: str,
+    manifest: dict[str, Any],
+    render_report: Callable[[dict[str, Any]], str],
+) -> Path:
+    """Keep the manifest and report of a refused run under `refused/<run_id>/`; no synthetic data."""
+    dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
+    final = dataset_dir / REFUSED / _safe(run_id, "run_id")
+    completed = _completed(manifest, run_id=run_id, dataset=dataset)
+    with _dataset_lock(dataset_dir):
+        _clean_stale_locked(dataset_dir)
+        _publish_folder(
+            dataset_dir, final, lambda staging: _write_manifest_and_report(staging, completed, render_report)
+        )
+    log.warning("refused %s run %s; manifest and report kept at %s", dataset, run_id, final)
+    return final
+
+
+def _completed(manifest: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
+    """A copy with the run's own fields set (the caller's dict is left alone); `created_at` if missing."""
+    return {"created_at": datetime.now(UTC).isoformat(timespec="seconds"), **manifest, **fields}
+
+
+def _safe(name: str, what: str) -> str:
+    """Names become path components: refuse anything that could escape or clash with our own files."""
+    if not _SAFE_NAME.fullmatch(name):
+        raise BadInputError(f"{what} {name!r} must be letters, digits, '.', '_' or '-', not starting with '.'")
+    return name
+
+
+@contextmanager
+def _dataset_lock(dataset_dir: Path) -> Iterator[None]:
+    """Exclusive lock per dataset; the kernel drops it when the holder dies, so a kill never wedges it."""
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    with open(dataset_dir / LOCK, "a") as handle:  # never deleted: deleting lock files races
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another run to finish publishing in %s", dataset_dir)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _clean_stale_locked(dataset_dir: Path) -> list[Path]:
+    """With the lock held, any staging folder or `CURRENT` temp file belongs to a dead run."""
+    staging_root = dataset_dir / STAGING
+    stale = sorted(staging_root.iterdir()) if staging_root.is_dir() else []
+    stale += sorted(dataset_dir.glob(f"{_CURRENT_TMP_PREFIX}*{_CURRENT_TMP_SUFFIX}"))
+    for path in stale:
+        log.warning("removing leftover of an interrupted run: %s", path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return stale
+
+
+def _publish_folder(dataset_dir: Path, final: Path, fill: Callable[[Path], None]) -> None:
+    """Fill a staging folder, make it durable, then make it visible at `final` with one rename."""
+    if final.exists():
+        raise BadInputError(f"{final.relative_to(dataset_dir)} already exists in {dataset_dir}; ids are never reused")
+    staging = dataset_dir / STAGING / f"{final.parent.name}-{final.name}"
+    staging.mkdir(parents=True)
+    try:
+        fill(staging)
+        for folder in sorted(p for p in staging.rglob("*") if p.is_dir()):
+            _fsync_dir(folder)
+        _fsync_dir(staging)
+        final.parent.mkdir(exist_ok=True)
+        _fsync_dir(dataset_dir)
+        os.rename(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _fsync_dir(final.parent)
+    _fsync_dir(staging.parent)
+
+
+def _write_parts(
+    staging: Path, frame: pd.DataFrame, manifest: Mapping[str, Any], rows_per_part: int
+) -> list[dict[str, Any]]:
+    """Zstd parquet parts carrying provenance in their schema metadata; returns the manifest's `files`."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    provenance = {
+        META_RELEASE_ID: str(manifest["release_id"]).encode(),
+        META_GENERATOR: json.dumps(_jsonable(manifest["generator"]), sort_keys=True).encode(),
+        META_SOURCE_SHA256: str(manifest["source"]["sha256"]).encode(),
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance})
+    (staging / DATA).mkdir()
+    files = []
+    # An empty frame still gets one part, so its columns and dtypes are published.
+    for index, start in enumerate(range(0, max(table.num_rows, 1), rows_per_part)):
+        part = table.slice(start, rows_per_part)
+        relative = f"{DATA}/part-{index:05d}.parquet"
+        _write_durably(staging / relative, partial(pq.write_table, part, compression=PARQUET_COMPRESSION))
+        files.append({"path": relative, "sha256": sha256_file(staging / relative), "rows": part.num_rows})
+    return files
+
+
+def _write_manifest_and_report(
+    staging: Path, manifest: dict[str, Any], render_report: Callable[[dict[str, Any]], str]
+) -> None:
+    """The report is rendered from exactly what manifest.json holds, so the two never disagree."""
+    plain = _jsonable(manifest)
+    text = json.dumps(plain, indent=2, allow_nan=False) + "\n"
+    _write_durably(staging / MANIFEST, lambda f: f.write(text.encode("utf-8")))
+    page = render_report(plain)
+    _write_durably(staging / REPORT, lambda f: f.write(page.encode("utf-8")))
+
+
+def _write_current(dataset_dir: Path, release_id: str) -> None:
+    """Swap `CURRENT` in one `os.replace`: readers see the old id or the new one, never a torn file."""
+    tmp = dataset_dir / f"{_CURRENT_TMP_PREFIX}{secrets.token_hex(4)}{_CURRENT_TMP_SUFFIX}"
+    try:
+        _write_durably(tmp, lambda f: f.write(release_id.encode("utf-8")))
+        os.replace(tmp, dataset_dir / CURRENT)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(dataset_dir)
+
+
+def _write_durably(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Create `path` (never overwrite), write it and fsync it before returning."""
+    with open(path, "xb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a folder's entries (new files, renames) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain, strict JSON: numpy values to Python ones, dates to ISO text, NaN/inf to null."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _jsonable(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,64 @@
+"""The `synthesize` flow: source to gated release, one task per step, each one call into library code.
+
+Tasks neither persist results nor cache: the private frames they pass each other live only in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.config import RunConfig
+from flows.gate import judge
+from flows.ingest import load_table
+from flows.manifest import build_manifest
+from flows.publish import new_run_id
+from flows.split import split_holdout
+from flows.steps import RunOutcome, describe_generator, release, sample_synthetic, train_generator
+from privacy.distance import evaluate_privacy
+from validation.fidelity import evaluate_fidelity
+
+PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+
+ingest = task(load_table, name="ingest", **PRIVATE)
+split = task(split_holdout, name="split", **PRIVATE)
+train = task(train_generator, name="train", **PRIVATE)
+sample = task(sample_synthetic, name="sample", **PRIVATE)
+validate = task(evaluate_fidelity, name="validate", **PRIVATE)
+check_privacy = task(evaluate_privacy, name="privacy", **PRIVATE)
+gate = task(judge, name="gate", **PRIVATE)
+publish = task(release, name="publish", **PRIVATE)
+
+
+@flow(name="synthesize", persist_result=False)
+def synthesize(config: RunConfig) -> RunOutcome:
+    """Ingest, split, train, sample, validate, check privacy, gate, then publish or refuse."""
+    run_id, started = new_run_id(), time.perf_counter()
+    timings: dict[str, float] = {}
+    table = ingest(config.source, config.columns, config.target)
+    train_part, holdout = split(table.frame, config.holdout, config.seed)
+    with _timed(timings, "fit_s"):
+        model = train(train_part, table.schema, config)
+    with _timed(timings, "sample_s"):
+        synthetic = sample(model, config.rows or len(table.frame))
+    with _timed(timings, "validate_s"):
+        fidelity = validate(train_part, synthetic, table.schema)
+        privacy = check_privacy(train_part, holdout, synthetic, table.schema)
+    verdict = gate(fidelity, privacy, config.gate.thresholds())
+    timings["total_s"] = time.perf_counter() - started
+    manifest = build_manifest(
+        config=config, table=table, generator=describe_generator(model, config), fidelity=fidelity,
+        privacy=privacy, verdict=verdict, timings=timings, split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
+    )
+    return publish(config, run_id, synthetic, manifest, {"column_shapes": fidelity.per_column})
+
+
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - start

@@ -1,0 +1,19 @@
+"""synthgate's generators: the shared Schema types and the registry of models.
+
+Only light things are exported here; a model (and torch) is imported when the registry is asked for it.
+"""
+
+from generators.registry import DEFAULT_GENERATOR, GENERATORS, create, describe, get_generator_class
+from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+
+__all__ = [
+    "DEFAULT_GENERATOR",
+    "GENERATORS",
+    "BadInputError",
+    "ColumnKind",
+    "ColumnSpec",
+    "Schema",
+    "create",
+    "describe",
+    "get_generator_class",
+]

@@ -1,0 +1,176 @@
+"""The generator contract, written once: encoding, seeding, devices, validation and persistence.
+
+A model subclasses `Generator`, declares `name` and a frozen `config_class`, and implements only the
+maths on the encoded matrix: `_fit`, `_sample`, `_score`, `_state` and `_load_state`. Model files hold
+plain tensors and dicts (no pickled classes), so `torch.load(weights_only=True)` reads them.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import os
+import pickle
+import time
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+import torch
+
+from generators.encoder import TabularEncoder
+from generators.schema import BadInputError, Schema
+
+logger = logging.getLogger(__name__)
+
+_FILE_FORMAT = "synthgate-generator/1"
+_SAMPLE_STREAM = 1  # default sample seeds are drawn from their own stream of the generator seed
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` is CUDA when available, else CPU; anything else must be a torch device string."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError:
+        raise BadInputError(f"unknown device '{device}'; use auto, cpu or cuda[:N]") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise BadInputError(f"device '{device}' asked for, but CUDA is not available here")
+    return resolved
+
+
+class Generator(abc.ABC):
+    """Base class of every model: fit on a frame and its schema, then sample, score, save and load.
+
+    A schema with no learned column (only id, PII and text) is refused with `BadInputError`: there
+    is nothing to model, and regenerating such a table needs no generator.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[Any]]
+
+    def __init__(self, config: Any = None, *, seed: int = 0, device: str = "auto") -> None:
+        self.config = config if config is not None else self.config_class()
+        self.seed = seed
+        self.device = device
+
+    def fit(self, df: pd.DataFrame, schema: Schema) -> Self:
+        """Fit the encoder, then the model on the encoded training frame."""
+        if not isinstance(self.config, self.config_class):
+            raise BadInputError(f"{self.name}: config must be a {self.config_class.__name__}")
+        _check_seed(self.seed)
+        if df.empty:
+            raise BadInputError("cannot fit a generator on an empty table")
+        if not schema.learned:
+            raise BadInputError("nothing to learn: every column is id, pii or text")
+        started = time.perf_counter()
+        self.device_ = resolve_device(self.device)
+        self.encoder_ = TabularEncoder().fit(df, schema, seed=self.seed)
+        x = self.encoder_.transform(df).to(self.device_)
+        self._fit(x, self._torch_generator(self.seed))
+        logger.info(
+            "%s: fitted on %d rows x %d encoded columns in %.1f s (%s)",
+            self.name,
+            *x.shape,
+            time.perf_counter() - started,
+            self.device_,
+        )
+        return self
+
+    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
+        """Exactly `n` synthetic rows; the same `seed` (by default one derived from the generator's) repeats them."""
+        if not isinstance(n, int | np.integer) or n < 0:
+            raise BadInputError(f"the number of rows must be a non-negative integer, got {n!r}")
+        encoder = self._fitted_encoder()
+        if seed is None:
+            seed = int(np.random.SeedSequence([self.seed, _SAMPLE_STREAM]).generate_state(1)[0])
+        _check_seed(seed)
+        with torch.no_grad():
+            matrix = self._sample(int(n), self._torch_generator(seed)) if n else torch.zeros(0, encoder.width_)
+        if tuple(matrix.shape) != (n, encoder.width_):
+            raise RuntimeError(f"{self.name}._sample returned shape {tuple(matrix.shape)}, not ({n}, {encoder.width_})")
+        return encoder.inverse_transform(matrix, seed)
+
+    def score(self, df: pd.DataFrame) -> np.ndarray:
+        """Per-row log-likelihood (or the model's anomaly score): higher means more typical."""
+        x = self._fitted_encoder().transform(df).to(self.device_)
+        with torch.no_grad():
+            scores = self._score(x)
+        return scores.detach().to("cpu", torch.float64).numpy()
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write config, seed, encoder and model state, all on the CPU, as plain tensors and dicts."""
+        encoder = self._fitted_encoder()
+        torch.save(
+            {
+                "format": _FILE_FORMAT,
+                "generator": self.name,
+                "config": dataclasses.asdict(self.config),
+                "seed": self.seed,
+                "device": self.device,
+                "encoder": encoder.to_state(),
+                "model": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in self._state().items()},
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | None = None) -> Generator:
+        """A fitted generator from `save`; `Generator.load` finds the class in the registry by name."""
+        from generators.registry import get_generator_class
+
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise BadInputError(f"cannot read a generator from {os.fspath(path)}: {reason}") from None
+        if not isinstance(state, dict) or state.get("format") != _FILE_FORMAT:
+            raise BadInputError(f"{os.fspath(path)} is not a synthgate generator file")
+        generator_class = get_generator_class(state["generator"])
+        if not issubclass(generator_class, cls):
+            raise BadInputError(f"{os.fspath(path)} holds a '{state['generator']}' generator, not a {cls.__name__}")
+        model = generator_class(
+            generator_class.config_class(**state["config"]),
+            seed=state["seed"],
+            device=state["device"] if device is None else device,
+        )
+        model.device_ = resolve_device(model.device)
+        model.encoder_ = TabularEncoder.from_state(state["encoder"])
+        model._load_state({k: v.to(model.device_) if torch.is_tensor(v) else v for k, v in state["model"].items()})
+        return model
+
+    @abc.abstractmethod
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        """Learn from the encoded n x width matrix (on `device_`); all randomness from `generator`."""
+
+    @abc.abstractmethod
+    def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """An n x width encoded matrix, n ≥ 1; all randomness from `generator`."""
+
+    @abc.abstractmethod
+    def _score(self, x: torch.Tensor) -> torch.Tensor:
+        """One score per encoded row, higher = more typical."""
+
+    @abc.abstractmethod
+    def _state(self) -> dict[str, Any]:
+        """The fitted model as a flat dict of tensors and plain values."""
+
+    @abc.abstractmethod
+    def _load_state(self, state: dict[str, Any]) -> None:
+        """Restore what `_state` returned (its tensors already on `device_`)."""
+
+    def _fitted_encoder(self) -> TabularEncoder:
+        encoder: TabularEncoder | None = getattr(self, "encoder_", None)
+        if encoder is None:
+            raise RuntimeError(f"{self.name}: call fit before sample, score or save")
+        return encoder
+
+    def _torch_generator(self, seed: int) -> torch.Generator:
+        return torch.Generator(device=self.device_).manual_seed(seed)
+
+
+def _check_seed(seed: Any) -> None:
+    if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
+        raise BadInputError(f"a seed must be a non-negative integer, got {seed!r}")

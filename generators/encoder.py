@@ -1,0 +1,473 @@
+"""The reversible table <-> matrix encoding shared by every generator, so a fix here helps all of them.
+
+Learned columns become float32 slices of one matrix (`layout_` says which slice is which):
+- numerical and datetime (as UTC epoch nanoseconds): CTGAN's mode-specific normalisation. A 1-D
+  Gaussian mixture is fitted by EM; a value becomes (x - mu_k) / (4 sigma_k) plus the one-hot of its
+  most probable mode k, which turns multi-modal, spiky columns into near-Gaussian scalars;
+- categorical: one-hot over the categories seen in training, missing values in a slot of their own;
+- boolean: one 0/1 flag.
+Numerical, datetime and boolean columns that can be missing get a 0/1 null flag. Id, PII and text
+columns are not encoded: `inverse_transform` regenerates them in their format (see `formats`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, Self
+
+import numpy as np
+import pandas as pd
+import torch
+from pandas.api.types import is_datetime64_any_dtype, is_integer_dtype, pandas_dtype
+
+from generators.formats import FormatModel, fit_format, regenerate, to_column
+from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["value", "mode", "null", "category", "flag"]
+Activation = Literal["tanh", "softmax", "sigmoid"]
+
+# Datetime steps tried from the coarsest: decoded times are rounded to the finest one the data uses.
+_TIME_STEPS_NS = (86_400 * 10**9, 3_600 * 10**9, 60 * 10**9, 10**9, 10**6, 10**3, 1)
+_NAT = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """How columns are encoded; the defaults are CTGAN's."""
+
+    max_modes: int = 10
+    mixture_subsample: int = 20_000
+    min_mode_weight: float = 0.005
+    em_iterations: int = 100
+    em_tolerance: float = 1e-6
+    max_shapes: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.max_modes < 1 or self.mixture_subsample < 1 or self.em_iterations < 1 or self.max_shapes < 1:
+            raise BadInputError("encoder: max_modes, mixture_subsample, em_iterations and max_shapes must be ≥ 1")
+        if not 0.0 <= self.min_mode_weight < 1.0:
+            raise BadInputError("encoder: min_mode_weight must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class Span:
+    """One slice of the encoded matrix: which column it encodes, in what role, and its output activation.
+
+    Roles: `value` (a normalised scalar, tanh), `mode` and `category` (one-hot groups, softmax),
+    `flag` and `null` (single 0/1 flags, sigmoid).
+    """
+
+    column: str
+    role: Role
+    start: int
+    width: int
+    activation: Activation
+
+    @property
+    def stop(self) -> int:
+        return self.start + self.width
+
+
+class _Codec(Protocol):
+    """The encoding of one learned column: fitted once, then used both ways."""
+
+    @property
+    def spec(self) -> ColumnSpec: ...
+
+    @property
+    def width(self) -> int: ...
+
+    def spans(self, start: int) -> list[Span]: ...
+
+    def encode(self, series: pd.Series, out: np.ndarray) -> None: ...
+
+    def decode(self, block: np.ndarray) -> pd.Series: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    @classmethod
+    def fit(cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator) -> Self: ...
+
+    @classmethod
+    def from_state(cls, spec: ColumnSpec, state: dict[str, Any]) -> Self: ...
+
+
+@dataclass(frozen=True, eq=False)
+class _NumberCodec:
+    """Mode-specific normalisation of a numerical or datetime column."""
+
+    spec: ColumnSpec
+    means: np.ndarray
+    stds: np.ndarray
+    log_weights: np.ndarray
+    bounds: tuple[float, float]
+    step: int  # decoded values are rounded to multiples of it; 0 = not rounded
+    has_null: bool
+
+    @property
+    def modes(self) -> int:
+        return int(self.means.size)
+
+    @property
+    def width(self) -> int:
+        return 1 + (self.modes if self.modes > 1 else 0) + int(self.has_null)
+
+    def spans(self, start: int) -> list[Span]:
+        spans = [Span(self.spec.name, "value", start, 1, "tanh")]
+        if self.modes > 1:
+            spans.append(Span(self.spec.name, "mode", start + 1, self.modes, "softmax"))
+        if self.has_null:
+            spans.append(Span(self.spec.name, "null", start + self.width - 1, 1, "sigmoid"))
+        return spans
+
+    def encode(self, series: pd.Series, out: np.ndarray) -> None:
+        x, missing = _numbers(series, self.spec)
+        _check_missing(self.spec, missing, self.has_null)
+        x = np.where(missing, self.means[0], x)
+        mode = _log_joint(x, self.means, self.stds, self.log_weights).argmax(axis=1)
+        out[:, 0] = np.where(missing, 0.0, (x - self.means[mode]) / (4 * self.stds[mode]))
+        if self.modes > 1:
+            out[np.arange(len(x)), 1 + mode] = 1.0
+        if self.has_null:
+            out[:, -1] = missing
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        mode = block[:, 1 : 1 + self.modes].argmax(axis=1) if self.modes > 1 else np.zeros(len(block), np.int64)
+        x = np.clip(block[:, 0].astype(np.float64) * 4 * self.stds[mode] + self.means[mode], *self.bounds)
+        if self.step:
+            x = np.round(x / self.step) * self.step
+        missing = block[:, -1] > 0.5 if self.has_null else np.zeros(len(block), dtype=bool)
+        return _from_numbers(x, missing, self.spec)
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "means": self.means.tolist(),
+            "stds": self.stds.tolist(),
+            "log_weights": self.log_weights.tolist(),
+            "bounds": self.bounds,
+            "step": self.step,
+            "has_null": self.has_null,
+        }
+
+    @classmethod
+    def fit(cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator) -> Self:
+        x, missing = _numbers(series, spec)
+        finite = x[~missing]
+        if not np.isfinite(finite).all():
+            raise BadInputError(f"column '{spec.name}' holds infinite values")
+        means, stds, weights = fit_modes(finite, config, rng)
+        observed = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        return cls(
+            spec=spec,
+            means=means,
+            stds=stds,
+            log_weights=np.log(weights),
+            bounds=spec.bounds or observed,
+            step=_step(series, spec),
+            has_null=_has_null(spec, missing),
+        )
+
+    @classmethod
+    def from_state(cls, spec: ColumnSpec, state: dict[str, Any]) -> Self:
+        bounds = state["bounds"]
+        return cls(
+            spec=spec,
+            means=np.asarray(state["means"], dtype=np.float64),
+            stds=np.asarray(state["stds"], dtype=np.float64),
+            log_weights=np.asarray(state["log_weights"], dtype=np.float64),
+            bounds=(float(bounds[0]), float(bounds[1])),
+            step=int(state["step"]),
+            has_null=bool(state["has_null"]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _CategoryCodec:
+    """One-hot over the training categories; a missing value has its own slot, after them."""
+
+    spec: ColumnSpec
+    categories: tuple[Any, ...]
+    has_null: bool
+
+    @property
+    def width(self) -> int:
+        return len(self.categories) + int(self.has_null)
+
+    def spans(self, start: int) -> list[Span]:
+        return [Span(self.spec.name, "category", start, self.width, "softmax")]
+
+    def encode(self, series: pd.Series, out: np.ndarray) -> None:
+        """Unseen categories leave their row's group all zero, which scores as atypical."""
+        codes = pd.Categorical(series, categories=list(self.categories)).codes.astype(np.int64)
+        missing = series.isna().to_numpy()
+        _check_missing(self.spec, missing, self.has_null)
+        codes[missing] = len(self.categories)
+        rows = np.flatnonzero(codes >= 0)
+        out[rows, codes[rows]] = 1.0
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        index = block.argmax(axis=1)
+        missing = index == len(self.categories)
+        values = np.asarray([*self.categories, None], dtype=object)[index]
+        dtype = pandas_dtype(self.spec.dtype)
+        if isinstance(dtype, pd.CategoricalDtype):
+            dtype = pd.CategoricalDtype(self.spec.categories or self.categories, ordered=dtype.ordered)
+        return to_column(values, missing, dtype, self.spec.name)
+
+    def state(self) -> dict[str, Any]:
+        return {"categories": tuple(_plain(c) for c in self.categories), "has_null": self.has_null}
+
+    @classmethod
+    def fit(cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator) -> Self:
+        seen = set(series.dropna().unique())
+        known = [c for c in spec.categories or () if c in seen]
+        extra = sorted(seen.difference(known), key=str)
+        return cls(spec=spec, categories=(*known, *extra), has_null=_has_null(spec, series.isna().to_numpy()))
+
+    @classmethod
+    def from_state(cls, spec: ColumnSpec, state: dict[str, Any]) -> Self:
+        return cls(spec=spec, categories=tuple(state["categories"]), has_null=bool(state["has_null"]))
+
+
+@dataclass(frozen=True, eq=False)
+class _BooleanCodec:
+    """One 0/1 flag, plus a null flag when the column can be missing."""
+
+    spec: ColumnSpec
+    has_null: bool
+
+    @property
+    def width(self) -> int:
+        return 1 + int(self.has_null)
+
+    def spans(self, start: int) -> list[Span]:
+        spans = [Span(self.spec.name, "flag", start, 1, "sigmoid")]
+        if self.has_null:
+            spans.append(Span(self.spec.name, "null", start + 1, 1, "sigmoid"))
+        return spans
+
+    def encode(self, series: pd.Series, out: np.ndarray) -> None:
+        flags = series.astype("boolean")
+        missing = flags.isna().to_numpy()
+        _check_missing(self.spec, missing, self.has_null)
+        out[:, 0] = flags.fillna(False).to_numpy(dtype=np.float32)
+        if self.has_null:
+            out[:, 1] = missing
+
+    def decode(self, block: np.ndarray) -> pd.Series:
+        missing = block[:, 1] > 0.5 if self.has_null else None
+        return to_column(block[:, 0] > 0.5, missing, self.spec.dtype, self.spec.name)
+
+    def state(self) -> dict[str, Any]:
+        return {"has_null": self.has_null}
+
+    @classmethod
+    def fit(cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator) -> Self:
+        return cls(spec=spec, has_null=_has_null(spec, series.isna().to_numpy()))
+
+    @classmethod
+    def from_state(cls, spec: ColumnSpec, state: dict[str, Any]) -> Self:
+        return cls(spec=spec, has_null=bool(state["has_null"]))
+
+
+_CODECS: dict[ColumnKind, type[_Codec]] = {
+    ColumnKind.NUMERICAL: _NumberCodec,
+    ColumnKind.DATETIME: _NumberCodec,
+    ColumnKind.CATEGORICAL: _CategoryCodec,
+    ColumnKind.BOOLEAN: _BooleanCodec,
+}
+
+
+class TabularEncoder:
+    """Table -> float32 matrix and back; `layout_` tells generators which slice is which column."""
+
+    def __init__(self, config: EncoderConfig = EncoderConfig()) -> None:
+        self.config = config
+
+    def fit(self, df: pd.DataFrame, schema: Schema, seed: int = 0) -> Self:
+        """Fit each learned column's codec and each regenerated column's format; `seed` drives subsampling."""
+        _check_columns(df, schema)
+        if df.empty:
+            raise BadInputError("cannot fit an encoder on an empty table")
+        rng = np.random.default_rng(seed)
+        codecs = [_CODECS[s.kind].fit(df[s.name], s, self.config, rng) for s in schema.learned]
+        formats = [fit_format(df[s.name], s, self.config.max_shapes) for s in schema if not s.kind.is_learned]
+        self._set_fitted(schema, codecs, formats)
+        return self
+
+    def transform(self, df: pd.DataFrame) -> torch.Tensor:
+        """The learned columns of `df` as an n x `width_` float32 matrix (other columns are ignored)."""
+        _check_columns(df, self.schema_, learned_only=True)
+        out = np.zeros((len(df), self.width_), dtype=np.float32)
+        start = 0
+        for codec in self.codecs_:
+            codec.encode(df[codec.spec.name], out[:, start : start + codec.width])
+            start += codec.width
+        return torch.from_numpy(out)
+
+    def inverse_transform(self, matrix: torch.Tensor | np.ndarray, seed: int | np.random.Generator) -> pd.DataFrame:
+        """A frame with every schema column in order and dtype; `seed` drives the regenerated columns."""
+        block = matrix.detach().cpu().numpy() if isinstance(matrix, torch.Tensor) else np.asarray(matrix)
+        if block.ndim != 2 or block.shape[1] != self.width_:
+            raise BadInputError(f"expected an n x {self.width_} matrix, got shape {tuple(block.shape)}")
+        rng = np.random.default_rng(seed)
+        columns: dict[str, pd.Series] = {}
+        start = 0
+        for codec in self.codecs_:
+            columns[codec.spec.name] = codec.decode(block[:, start : start + codec.width])
+            start += codec.width
+        for model in self.formats_:
+            columns[model.column] = regenerate(model, len(block), rng)
+        return pd.DataFrame({name: columns[name] for name in self.schema_.names})
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain data only (no pickled classes), for `torch.save` and `torch.load(weights_only=True)`."""
+        return {
+            "config": dataclasses.asdict(self.config),
+            "schema": self.schema_.to_dict(),
+            "codecs": {codec.spec.name: codec.state() for codec in self.codecs_},
+            "formats": [model.to_state() for model in self.formats_],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> TabularEncoder:
+        encoder = cls(EncoderConfig(**state["config"]))
+        schema = Schema.from_dict(state["schema"])
+        codecs = [_CODECS[s.kind].from_state(s, state["codecs"][s.name]) for s in schema.learned]
+        encoder._set_fitted(schema, codecs, [FormatModel.from_state(f) for f in state["formats"]])
+        return encoder
+
+    def _set_fitted(self, schema: Schema, codecs: list[_Codec], formats: list[FormatModel]) -> None:
+        self.schema_ = schema
+        self.codecs_: tuple[_Codec, ...] = tuple(codecs)
+        self.formats_: tuple[FormatModel, ...] = tuple(formats)
+        spans: list[Span] = []
+        for codec in codecs:
+            spans.extend(codec.spans(spans[-1].stop if spans else 0))
+        self.layout_: tuple[Span, ...] = tuple(spans)
+        self.width_: int = spans[-1].stop if spans else 0
+        logger.debug("encoder: %d learned columns -> width %d", len(codecs), self.width_)
+
+
+def fit_modes(
+    x: np.ndarray, config: EncoderConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means, standard deviations and weights of a 1-D Gaussian mixture fitted to `x` by EM.
+
+    EM runs on the distinct values weighted by their counts, which makes integer and spiky columns
+    cheap; a seeded subsample bounds the cost for continuous ones. Modes lighter than
+    `min_mode_weight` are dropped. A constant (or empty) column gets one mode of unit spread.
+    """
+    if x.size > config.mixture_subsample:
+        x = rng.choice(x, config.mixture_subsample, replace=False)
+    values, counts = np.unique(x, return_counts=True)
+    if values.size < 2:
+        return np.array([values[0] if values.size else 0.0]), np.ones(1), np.ones(1)
+    weights = counts / counts.sum()
+    spread = float(np.sqrt(weights @ (values - weights @ values) ** 2))
+    floor = (1e-3 * spread) ** 2
+    k = min(config.max_modes, values.size)
+    means = values[np.linspace(0, values.size - 1, k).round().astype(np.int64)]
+    variances = np.full(k, (spread / k) ** 2)
+    mix = np.full(k, 1.0 / k)
+    previous = -np.inf
+    for _ in range(config.em_iterations):
+        log_joint = _log_joint(values, means, np.sqrt(variances), np.log(mix))
+        top = log_joint.max(axis=1, keepdims=True)
+        log_total = top[:, 0] + np.log(np.exp(log_joint - top).sum(axis=1))
+        resp = np.exp(log_joint - log_total[:, None]) * weights[:, None]
+        mass = resp.sum(axis=0) + 1e-12
+        mix = mass / mass.sum()
+        means = (resp.T @ values) / mass
+        variances = (resp * (values[:, None] - means) ** 2).sum(axis=0) / mass + floor
+        likelihood = float(weights @ log_total)
+        if likelihood - previous < config.em_tolerance:
+            break
+        previous = likelihood
+    keep = mix >= min(config.min_mode_weight, mix.max())
+    order = np.argsort(means[keep])
+    return means[keep][order], np.sqrt(variances[keep])[order], (mix[keep] / mix[keep].sum())[order]
+
+
+def _log_joint(x: np.ndarray, means: np.ndarray, stds: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """log(weight_k * N(x | mean_k, std_k)) for every value and mode, n x k."""
+    z = (x[:, None] - means) / stds
+    return log_weights - np.log(stds) - 0.5 * (z**2 + np.log(2 * np.pi))
+
+
+def _numbers(series: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A numerical column as float64, a datetime one as UTC epoch nanoseconds; plus its missing mask."""
+    missing = series.isna().to_numpy()
+    if spec.kind is ColumnKind.DATETIME:
+        ns = _epoch_ns(series, spec)
+        return np.where(missing, np.nan, ns.astype(np.float64)), missing
+    try:
+        return pd.to_numeric(series).to_numpy(dtype=np.float64, na_value=np.nan), missing
+    except (TypeError, ValueError) as error:
+        raise BadInputError(f"column '{spec.name}': not numerical ({error})") from None
+
+
+def _epoch_ns(series: pd.Series, spec: ColumnSpec) -> np.ndarray:
+    """UTC epoch nanoseconds (naive times taken as they are); strings are parsed with the schema's format."""
+    if not is_datetime64_any_dtype(series):
+        try:
+            series = pd.to_datetime(series, format=spec.datetime_format, utc=True)
+        except (TypeError, ValueError) as error:
+            raise BadInputError(f"column '{spec.name}': not datetimes ({error})") from None
+    if series.dt.tz is not None:
+        series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return series.to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def _from_numbers(x: np.ndarray, missing: np.ndarray, spec: ColumnSpec) -> pd.Series:
+    """Decoded numbers back to the column's dtype: datetimes get their zone (or string format) back."""
+    if spec.kind is not ColumnKind.DATETIME:
+        return to_column(x, missing, spec.dtype, spec.name)
+    ns = np.where(missing, _NAT, x.astype(np.int64))
+    times = pd.Series(ns.view("datetime64[ns]"), name=spec.name)
+    dtype = pandas_dtype(spec.dtype)
+    zone = spec.timezone or getattr(dtype, "tz", None)
+    if zone is not None:
+        times = times.dt.tz_localize("UTC").dt.tz_convert(zone)
+    if is_datetime64_any_dtype(dtype):
+        return times.astype(dtype)
+    text = times.dt.strftime(spec.datetime_format) if spec.datetime_format else times.astype(str)
+    return to_column(text.to_numpy(dtype=object), missing, dtype, spec.name)
+
+
+def _step(series: pd.Series, spec: ColumnSpec) -> int:
+    """The rounding step of decoded values: 1 for integers, the data's own resolution for datetimes."""
+    if spec.kind is ColumnKind.DATETIME:
+        ns = _epoch_ns(series, spec)[series.notna().to_numpy()]
+        return next((s for s in _TIME_STEPS_NS if not np.any(ns % s)), 1)
+    return int(spec.integer or is_integer_dtype(pandas_dtype(spec.dtype)))
+
+
+def _has_null(spec: ColumnSpec, missing: np.ndarray) -> bool:
+    """Whether a column needs a null slot: it is declared nullable or has gaps, and its dtype can hold them."""
+    dtype = pandas_dtype(spec.dtype)
+    holds_missing = not (isinstance(dtype, np.dtype) and dtype.kind in "iub")
+    if missing.any() and not holds_missing:
+        raise BadInputError(f"column '{spec.name}' has missing values but its dtype {spec.dtype} cannot hold them")
+    return holds_missing and (spec.nullable or bool(missing.any()))
+
+
+def _check_missing(spec: ColumnSpec, missing: np.ndarray, has_null: bool) -> None:
+    if missing.any() and not has_null:
+        raise BadInputError(f"column '{spec.name}' has missing values but had none when the encoder was fitted")
+
+
+def _check_columns(df: pd.DataFrame, schema: Schema, learned_only: bool = False) -> None:
+    wanted = [s.name for s in (schema.learned if learned_only else schema)]
+    absent = [name for name in wanted if name not in df.columns]
+    if absent:
+        raise BadInputError(f"the table lacks the schema column(s) {absent}")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones, so the state loads with `weights_only=True`."""
+    return value.item() if isinstance(value, np.generic) else value

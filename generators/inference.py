@@ -1,0 +1,214 @@
+"""Schema inference: decide each column's kind from its dtype, its name and its values.
+
+Inference looks at a sample of values only, so it is fast on large tables; the facts recorded in the
+schema (categories, bounds, nullability) are then computed on the whole column. Users correct any
+decision with overrides (`{"column": "pii"}` or `{"column": {"kind": "id"}}`), after which the facts are
+recomputed for the new kind.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+
+SAMPLE_SIZE = 2_000
+PATTERN_SHARE = 0.9  # share of sampled values that must match a PII pattern
+DATETIME_SHARE = 0.95
+
+_PII_PATTERNS: dict[str, re.Pattern[str]] = {  # most specific first: the first match wins
+    "email": re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
+    "us_ssn": re.compile(r"^\d{3}-\d{2}-\d{4}$"),
+    "credit_card": re.compile(r"^\d{4}([ -]?\d{4}){3}$|^\d{4}[ -]?\d{6}[ -]?\d{5}$"),
+    "iban": re.compile(r"^[A-Z]{2}\d{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,4})?$"),
+    "ipv4": re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$"),
+    "ipv6": re.compile(r"^[0-9a-fA-F]{0,4}(:[0-9a-fA-F]{0,4}){2,7}$"),
+    "phone": re.compile(r"^(?=(\D*\d){7,15}\D*$)\+?\(?\d{1,4}\)?([ .-]?\(?\d{1,4}\)?){2,7}$"),
+}
+_PII_NAME_HINTS: dict[str, re.Pattern[str]] = {
+    "person_name": re.compile(r"^(full_?|first_?|last_?|given_?|family_?|sur|middle_?|maiden_?)?name$|^(first|last)$"),
+    "address": re.compile(r"(street|address|addr)(_?line)?\d?$"),
+    "email": re.compile(r"e_?mail"),
+    "phone": re.compile(r"phone|mobile|fax"),
+}
+_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^id_|[a-z]Id$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+
+
+def infer_schema(
+    df: pd.DataFrame, overrides: Mapping[str, Any] | None = None, target: str | None = None
+) -> tuple[pd.DataFrame, Schema]:
+    """The frame conformed to its schema (datetime strings parsed, ...) and that schema.
+
+    `overrides` maps a column to a kind name or to a dict of spec fields; an unknown column is an error.
+    """
+    if df.shape[1] == 0:
+        raise BadInputError("the table has no columns")
+    if len(df) == 0:
+        raise BadInputError("the table has no rows")
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(map(str, df.columns)))
+    if unknown:
+        raise BadInputError(f"schema overrides name unknown column(s): {', '.join(unknown)}")
+    df = df.rename(columns=str)
+    conformed: dict[str, pd.Series] = {}
+    specs = []
+    for name in df.columns:
+        override = _as_override(name, overrides.get(name))
+        kind = ColumnKind(override["kind"]) if "kind" in override else detect_kind(df[name])
+        series = conform_column(df[name], kind)
+        spec = describe_column(series, kind)
+        extra = {k: v for k, v in override.items() if k != "kind"}
+        if extra:
+            spec = ColumnSpec.from_dict(name, {**spec.to_dict(), **extra})
+        conformed[name] = series
+        specs.append(spec)
+    return pd.DataFrame(conformed, index=df.index), Schema(tuple(specs), target=target)
+
+
+def detect_kind(series: pd.Series) -> ColumnKind:
+    """The most plausible kind of one column, from its dtype, name and a sample of its values."""
+    name = str(series.name).strip()
+    values = series.dropna()
+    if values.empty:
+        return ColumnKind.CATEGORICAL
+    if pd.api.types.is_bool_dtype(series):
+        return ColumnKind.BOOLEAN
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return ColumnKind.DATETIME
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return ColumnKind.CATEGORICAL
+    unique = values.is_unique and len(values) > 1
+    if pd.api.types.is_numeric_dtype(series):
+        integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
+        return ColumnKind.ID if unique and integral and _ID_NAME.search(name) else ColumnKind.NUMERICAL
+    text = values.astype(str)
+    sample = text.sample(min(len(text), SAMPLE_SIZE), random_state=0) if len(text) > SAMPLE_SIZE else text
+    if pii_type_of(name, sample) is not None:
+        return ColumnKind.PII
+    if unique and (_ID_NAME.search(name) or sample.str.match(_UUID).mean() >= PATTERN_SHARE):
+        return ColumnKind.ID
+    if _parses_as_datetime(sample):
+        return ColumnKind.DATETIME
+    words = sample.str.split().str.len()
+    if words.mean() >= 5 and values.nunique() > 0.5 * len(values):
+        return ColumnKind.TEXT
+    return ColumnKind.CATEGORICAL
+
+
+def pii_type_of(name: str, sample: pd.Series) -> str | None:
+    """Which kind of personal data a text column holds: by value pattern first, then by column name."""
+    stripped = sample.str.strip()
+    for pii_type, pattern in _PII_PATTERNS.items():
+        matches = stripped.str.match(pattern)
+        if matches.mean() >= PATTERN_SHARE and (pii_type != "credit_card" or _luhn_share(stripped) >= PATTERN_SHARE):
+            return pii_type
+    lowered = name.lower()
+    for pii_type, hint in _PII_NAME_HINTS.items():
+        if hint.search(lowered):  # a named personal field is PII however few distinct values it has
+            return pii_type
+    return None
+
+
+def _luhn_share(values: pd.Series) -> float:
+    """Share of values whose digits pass the Luhn checksum (vectorised over a digit matrix)."""
+    digits = values.str.replace(r"\D", "", regex=True)
+    width = int(digits.str.len().max())
+    padded = digits.str.zfill(width)
+    matrix = (np.frombuffer("".join(padded).encode(), dtype=np.uint8) - ord("0")).reshape(len(padded), width)
+    doubled = matrix[:, ::-1].astype(np.int64)
+    doubled[:, 1::2] *= 2
+    doubled[doubled > 9] -= 9
+    return float((doubled.sum(axis=1) % 10 == 0).mean())
+
+
+def _parses_as_datetime(sample: pd.Series) -> bool:
+    if not sample.str.contains(r"\d").all() or not sample.str.contains(r"[-/:T ]").all():
+        return False
+    if sample.str.fullmatch(r"[+-]?\d+([.,]\d+)?").any():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed", utc=True)
+    return bool(parsed.notna().mean() >= DATETIME_SHARE)
+
+
+def conform_column(series: pd.Series, kind: ColumnKind) -> pd.Series:
+    """The column converted to the dtype its kind needs (e.g. datetime strings parsed)."""
+    if kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            parsed = pd.to_datetime(series, errors="coerce", format="mixed")
+            if parsed.dtype == object:  # mixed UTC offsets: normalise to UTC
+                parsed = pd.to_datetime(series, errors="coerce", format="mixed", utc=True)
+        bad = parsed.isna() & series.notna()
+        if bad.any():
+            raise BadInputError(f"column '{series.name}': {series[bad].iloc[0]!r} is not a date/time")
+        series = parsed
+    if kind is ColumnKind.DATETIME:
+        return series.dt.as_unit("ns")  # one resolution for every stage, whatever the source stored
+    if kind is ColumnKind.NUMERICAL and not pd.api.types.is_numeric_dtype(series):
+        numeric = pd.to_numeric(series, errors="coerce")
+        bad = numeric.isna() & series.notna()
+        if bad.any():
+            raise BadInputError(f"column '{series.name}': {series[bad].iloc[0]!r} is not a number")
+        return numeric
+    if kind is ColumnKind.BOOLEAN and not pd.api.types.is_bool_dtype(series):
+        return _to_boolean(series)
+    return series
+
+
+def _to_boolean(series: pd.Series) -> pd.Series:
+    truth = {"true": True, "t": True, "yes": True, "y": True, "1": True, "1.0": True}
+    truth |= {"false": False, "f": False, "no": False, "n": False, "0": False, "0.0": False}
+    lowered = series.dropna().astype(str).str.strip().str.lower()
+    unknown = lowered[~lowered.isin(truth)]
+    if not unknown.empty:
+        raise BadInputError(f"column '{series.name}': {unknown.iloc[0]!r} is not a boolean")
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean", name=series.name)
+    out[lowered.index] = lowered.map(truth).astype(bool)
+    return out if series.isna().any() else out.astype(bool)
+
+
+def describe_column(series: pd.Series, kind: ColumnKind) -> ColumnSpec:
+    """The facts of an already conformed column that the later stages need."""
+    values = series.dropna()
+    facts: dict[str, Any] = {}
+    if kind is ColumnKind.NUMERICAL and not values.empty:
+        numbers = values.to_numpy(dtype=float)
+        facts["bounds"] = (float(numbers.min()), float(numbers.max()))
+        facts["integer"] = bool(np.all(np.mod(numbers, 1) == 0))
+    elif kind is ColumnKind.DATETIME:
+        tz = getattr(series.dtype, "tz", None)
+        facts["timezone"] = str(tz) if tz is not None else None
+        if not values.empty:
+            nanos = values.dt.tz_convert("UTC") if tz is not None else values
+            stamps = nanos.astype("int64")
+            facts["bounds"] = (float(stamps.min()), float(stamps.max()))
+    elif kind is ColumnKind.CATEGORICAL:
+        facts["categories"] = tuple(sorted(values.unique().tolist(), key=lambda v: (type(v).__name__, v)))
+    elif kind is ColumnKind.PII:
+        facts["pii_type"] = pii_type_of(str(series.name), values.astype(str).head(SAMPLE_SIZE))
+    return ColumnSpec(
+        name=str(series.name), kind=kind, dtype=str(series.dtype), nullable=bool(series.isna().any()), **facts
+    )
+
+
+def _as_override(name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        value = {"kind": value}
+    if not isinstance(value, Mapping):
+        raise BadInputError(f"schema override for '{name}' must be a kind name or a mapping")
+    if "kind" in value:
+        kinds = {k.value for k in ColumnKind}
+        if value["kind"] not in kinds:
+            raise BadInputError(f"column '{name}': kind must be one of {', '.join(sorted(kinds))}")
+    return dict(value)

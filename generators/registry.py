@@ -1,0 +1,56 @@
+"""The generators synthgate knows, by name: the one place to register a new model.
+
+Entries are "module:Class" strings imported on demand, so `import generators` never loads torch models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from generators.schema import BadInputError
+
+if TYPE_CHECKING:
+    from generators.base import Generator
+
+GENERATORS: dict[str, str] = {
+    "gmm": "generators.gmm:GaussianMixtureGenerator",
+}
+DEFAULT_GENERATOR = "gmm"
+
+
+def get_generator_class(name: str) -> type[Generator]:
+    """The class registered under `name`, imported now."""
+    try:
+        target = GENERATORS[name]
+    except KeyError:
+        raise BadInputError(f"unknown generator '{name}'; known: {', '.join(sorted(GENERATORS))}") from None
+    module, _, attribute = target.partition(":")
+    generator_class: type[Generator] = getattr(importlib.import_module(module), attribute)
+    return generator_class
+
+
+def create(name: str, params: dict[str, Any] | None = None, seed: int = 0, device: str = "auto") -> Generator:
+    """An unfitted generator whose config is the class defaults overridden by `params`; bad input fails here."""
+    from generators.base import resolve_device
+
+    resolve_device(device)
+    generator_class = get_generator_class(name)
+    config = generator_class.config_class()
+    fields = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(params or {}) - fields)
+    if unknown:
+        raise BadInputError(f"generator '{name}' has no parameter(s) {unknown}; known: {sorted(fields)}")
+    # YAML and JSON give lists where the configs hold tuples.
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items()}
+    try:
+        config = dataclasses.replace(config, **values)
+    except TypeError as error:  # a value of the wrong type, tripping __post_init__
+        raise BadInputError(f"generator '{name}': bad parameter value ({error})") from None
+    return generator_class(config, seed=seed, device=device)
+
+
+def describe() -> list[tuple[str, str]]:
+    """(name, first line of the class docstring) of every registered generator; imports them all."""
+    return [(name, (get_generator_class(name).__doc__ or "").strip().split("\n")[0]) for name in GENERATORS]

@@ -1,0 +1,149 @@
+"""The encoder is reversible, keeps dtypes, and describes its matrix truthfully."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from generators.encoder import EncoderConfig, TabularEncoder, fit_modes
+from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+
+
+@pytest.fixture
+def encoder(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> TabularEncoder:
+    return TabularEncoder().fit(mixed_frame, mixed_schema, seed=0)
+
+
+def test_round_trip_restores_learned_values_and_every_dtype(encoder: TabularEncoder, mixed_frame: pd.DataFrame) -> None:
+    back = encoder.inverse_transform(encoder.transform(mixed_frame), seed=0)
+    assert list(back.columns) == list(mixed_frame.columns)
+    assert back.dtypes.equals(mixed_frame.dtypes)
+    pd.testing.assert_series_equal(back["age"], mixed_frame["age"])
+    np.testing.assert_allclose(back["income"], mixed_frame["income"], rtol=1e-6)
+    assert back["income"].isna().equals(mixed_frame["income"].isna())
+    assert back["colour"].isna().equals(mixed_frame["colour"].isna())
+    assert (back["colour"].dropna() == mixed_frame["colour"].dropna()).all()
+    pd.testing.assert_series_equal(back["member"], mixed_frame["member"])
+    pd.testing.assert_series_equal(back["city"], mixed_frame["city"])
+    pd.testing.assert_series_equal(back["joined"], mixed_frame["joined"])  # hourly data: decoded exactly
+
+
+def test_regenerated_columns_hold_no_real_value(encoder: TabularEncoder, mixed_frame: pd.DataFrame) -> None:
+    back = encoder.inverse_transform(encoder.transform(mixed_frame), seed=0)
+    for column in ("customer_id", "email"):
+        assert not back[column].isin(mixed_frame[column]).any()
+
+
+def test_layout_tiles_the_matrix_with_the_right_activations(encoder: TabularEncoder, mixed_frame: pd.DataFrame) -> None:
+    x = encoder.transform(mixed_frame)
+    assert x.dtype == torch.float32 and x.shape == (len(mixed_frame), encoder.width_)
+    assert [s.start for s in encoder.layout_] == [0] + [s.stop for s in encoder.layout_[:-1]]
+    assert encoder.layout_[-1].stop == encoder.width_
+    activation = {"value": "tanh", "mode": "softmax", "category": "softmax", "flag": "sigmoid", "null": "sigmoid"}
+    assert all(s.activation == activation[s.role] for s in encoder.layout_)
+    assert {s.column for s in encoder.layout_} == {"age", "income", "colour", "member", "city", "joined"}
+    for span in encoder.layout_:
+        block = x[:, span.start : span.stop]
+        if span.activation == "softmax":
+            assert torch.equal(block.sum(dim=1), torch.ones(len(x)))
+        if span.activation == "sigmoid":
+            assert set(block.unique().tolist()) <= {0.0, 1.0}
+    assert (x[:, [s.start for s in encoder.layout_ if s.role == "value"]].abs() < 1.5).float().mean() > 0.99
+
+
+def test_missing_values_get_their_own_slot(encoder: TabularEncoder, mixed_frame: pd.DataFrame) -> None:
+    x = encoder.transform(mixed_frame)
+    null = next(s for s in encoder.layout_ if s.column == "income" and s.role == "null")
+    assert torch.equal(x[:, null.start].bool(), torch.from_numpy(mixed_frame["income"].isna().to_numpy()))
+    colour = next(s for s in encoder.layout_ if s.column == "colour")
+    assert colour.width == 5  # blue, green, red, the rare violet, and missing
+    assert not any(s.role == "null" for s in encoder.layout_ if s.column == "age")
+
+
+def test_mode_specific_normalisation_finds_the_modes() -> None:
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.normal(-50, 1, 3000), rng.normal(50, 5, 7000), [1e4]])
+    means, stds, weights = fit_modes(x, EncoderConfig(), rng)
+    assert weights.sum() == pytest.approx(1.0)
+    heavy = weights > 0.05
+    assert means[heavy].min() == pytest.approx(-50, abs=1) and means[heavy].max() == pytest.approx(50, abs=2)
+    assert stds[heavy].min() == pytest.approx(1, rel=0.3)
+    assert (weights >= EncoderConfig().min_mode_weight).all()  # the lone outlier's mode is pruned
+    assert np.all(np.diff(means) > 0)
+
+
+def test_a_constant_column_encodes_without_dividing_by_zero() -> None:
+    df = pd.DataFrame({"c": np.full(50, 7.5), "k": ["a"] * 50})
+    schema = Schema(
+        (ColumnSpec("c", ColumnKind.NUMERICAL, "float64"), ColumnSpec("k", ColumnKind.CATEGORICAL, "object"))
+    )
+    encoder = TabularEncoder().fit(df, schema)
+    x = encoder.transform(df)
+    assert torch.isfinite(x).all() and encoder.width_ == 2
+    pd.testing.assert_frame_equal(encoder.inverse_transform(x, seed=0), df)
+
+
+def test_other_dtypes_round_trip() -> None:
+    times = pd.Series(pd.date_range("2021-03-01", periods=6, freq="37min"))
+    df = pd.DataFrame(
+        {
+            "n": pd.array([1, None, 3, 4, 5, 6], dtype="Int64"),
+            "f": np.linspace(-1e6, 1e6, 6),
+            "b": [True, False, True, True, False, False],
+            "c": pd.Categorical(["x", "y", "x", None, "y", "x"], categories=["x", "y", "z"]),
+            "t": times.astype("datetime64[us]"),
+            "s": times.dt.strftime("%d/%m/%Y %H:%M"),
+        }
+    )
+    schema = Schema(
+        (
+            ColumnSpec("n", ColumnKind.NUMERICAL, "Int64", nullable=True, integer=True),
+            ColumnSpec("f", ColumnKind.NUMERICAL, "float64"),
+            ColumnSpec("b", ColumnKind.BOOLEAN, "bool"),
+            ColumnSpec("c", ColumnKind.CATEGORICAL, "category", nullable=True, categories=("x", "y", "z")),
+            ColumnSpec("t", ColumnKind.DATETIME, "datetime64[us]"),
+            ColumnSpec("s", ColumnKind.DATETIME, "object", datetime_format="%d/%m/%Y %H:%M"),
+        )
+    )
+    encoder = TabularEncoder().fit(df, schema)
+    back = encoder.inverse_transform(encoder.transform(df), seed=0)
+    pd.testing.assert_frame_equal(back, df, check_exact=False, rtol=1e-6)
+    assert list(back["c"].cat.categories) == ["x", "y", "z"]
+
+
+def test_unseen_categories_leave_an_empty_group(encoder: TabularEncoder, mixed_frame: pd.DataFrame) -> None:
+    df = mixed_frame.head(3).assign(colour="purple")
+    colour = next(s for s in encoder.layout_ if s.column == "colour")
+    assert encoder.transform(df)[:, colour.start : colour.stop].sum() == 0
+
+
+def test_bad_input_is_refused(encoder: TabularEncoder, mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    with pytest.raises(BadInputError, match="age"):
+        encoder.transform(mixed_frame.assign(age=np.where(np.arange(len(mixed_frame)) == 0, np.nan, 1.0)))
+    with pytest.raises(BadInputError, match="city"):
+        encoder.transform(mixed_frame.drop(columns="city"))
+    with pytest.raises(BadInputError, match="matrix"):
+        encoder.inverse_transform(np.zeros((3, encoder.width_ + 1)), seed=0)
+    with pytest.raises(BadInputError):
+        TabularEncoder().fit(mixed_frame.iloc[:0], mixed_schema)
+
+
+def test_state_round_trip_loads_weights_only(encoder: TabularEncoder, mixed_frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    torch.save(encoder.to_state(), buffer)
+    buffer.seek(0)
+    loaded = TabularEncoder.from_state(torch.load(buffer, weights_only=True))
+    x = encoder.transform(mixed_frame)
+    assert torch.equal(loaded.transform(mixed_frame), x)
+    assert loaded.layout_ == encoder.layout_
+    pd.testing.assert_frame_equal(loaded.inverse_transform(x, seed=5), encoder.inverse_transform(x, seed=5))
+
+
+def test_fit_is_deterministic_for_a_seed(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    config = EncoderConfig(mixture_subsample=100)  # forces the seeded subsample
+    first = TabularEncoder(config).fit(mixed_frame, mixed_schema, seed=1).transform(mixed_frame)
+    assert torch.equal(first, TabularEncoder(config).fit(mixed_frame, mixed_schema, seed=1).transform(mixed_frame))

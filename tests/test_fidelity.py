@@ -1,0 +1,94 @@
+"""Fidelity: the sdmetrics metadata, the frame handed to it, and planted faults the report must catch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_mixed_frame
+
+from generators.schema import ColumnKind, ColumnSpec, Schema
+from validation.fidelity import evaluate_fidelity
+from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
+
+LEARNED = ["age", "income", "colour", "member", "city", "joined"]
+
+
+def test_metadata_maps_every_kind(mixed_schema: Schema) -> None:
+    text = Schema((ColumnSpec("note", ColumnKind.TEXT, "object"),))
+    assert to_sdmetrics_metadata(mixed_schema) == {
+        "columns": {
+            "customer_id": {"sdtype": "id"},
+            "email": {"sdtype": "pii", "pii": True},
+            "age": {"sdtype": "numerical"},
+            "income": {"sdtype": "numerical"},
+            "colour": {"sdtype": "categorical"},
+            "member": {"sdtype": "boolean"},
+            "city": {"sdtype": "categorical"},
+            "joined": {"sdtype": "datetime"},
+        }
+    }
+    assert to_sdmetrics_metadata(text) == {"columns": {"note": {"sdtype": "unknown", "pii": True}}}
+
+
+def test_metadata_keeps_a_datetime_format() -> None:
+    schema = Schema((ColumnSpec("day", ColumnKind.DATETIME, "object", datetime_format="%Y-%m-%d"),))
+    assert to_sdmetrics_metadata(schema) == {"columns": {"day": {"sdtype": "datetime", "datetime_format": "%Y-%m-%d"}}}
+
+
+def test_sdmetrics_frame_holds_utc_naive_instants(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    out = to_sdmetrics_frame(mixed_frame, mixed_schema)
+    assert out["joined"].dt.tz is None
+    expected = mixed_frame["joined"].dt.tz_convert("UTC").dt.tz_localize(None)
+    pd.testing.assert_series_equal(out["joined"], expected)
+    assert mixed_frame["joined"].dt.tz is not None  # the caller's frame is left alone
+
+
+def test_identical_frames_score_one_on_learned_columns_only(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    result = evaluate_fidelity(mixed_frame, mixed_frame, mixed_schema)
+    assert sorted(result.per_column) == sorted(LEARNED)
+    assert all(score == pytest.approx(1.0) for score in result.per_column.values())
+    assert result.per_pair and all(score == pytest.approx(1.0) for score in result.per_pair.values())
+    assert result.quality == pytest.approx(1.0)
+    assert result.errors == {}
+    assert result.elapsed_s > 0
+
+
+def test_zone_of_the_synthetic_datetimes_does_not_matter(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    synthetic = mixed_frame.assign(joined=mixed_frame["joined"].dt.tz_convert("UTC").dt.tz_localize(None))
+    assert evaluate_fidelity(mixed_frame, synthetic, mixed_schema).per_column["joined"] == pytest.approx(1.0)
+
+
+def test_planted_shift_lowers_that_columns_shape_score(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    fresh = make_mixed_frame(seed=1)
+    faulty = fresh.assign(age=fresh["age"] + 30)
+    clean_scores = evaluate_fidelity(mixed_frame, fresh, mixed_schema)
+    faulty_scores = evaluate_fidelity(mixed_frame, faulty, mixed_schema)
+    assert clean_scores.per_column["age"] > 0.85
+    assert faulty_scores.per_column["age"] < 0.6
+    assert {k: v for k, v in faulty_scores.per_column.items() if k != "age"} == pytest.approx(
+        {k: v for k, v in clean_scores.per_column.items() if k != "age"}
+    )
+    assert faulty_scores.column_shapes < clean_scores.column_shapes
+
+
+def test_planted_shuffle_breaks_the_pair_trend_but_not_the_shape() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=600)
+    real = pd.DataFrame({"x": x, "y": x + rng.normal(scale=0.3, size=600), "z": rng.normal(size=600)})
+    schema = Schema(tuple(ColumnSpec(c, ColumnKind.NUMERICAL, "float64") for c in real))
+    shuffled = real.assign(y=rng.permutation(real["y"].to_numpy()))
+    result = evaluate_fidelity(real, shuffled, schema)
+    assert result.per_column["y"] == pytest.approx(1.0)  # same values, so the same shape
+    assert list(result.per_pair) == ["x|y"]  # only the correlated pair counts
+    assert result.per_pair["x|y"] < 0.6
+    assert result.column_pair_trends == pytest.approx(result.per_pair["x|y"])
+
+
+def test_a_column_that_cannot_be_scored_is_reported(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    synthetic = mixed_frame.assign(income=np.nan)
+    result = evaluate_fidelity(mixed_frame, synthetic, mixed_schema)
+    assert np.isnan(result.per_column["income"])
+    assert "income" in result.errors
+    # sdmetrics averages over what it could score: the hole does not show in the quality itself.
+    assert result.column_shapes == pytest.approx(1.0)

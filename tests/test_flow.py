@@ -1,0 +1,182 @@
+"""The synthesize flow end to end through the CLI: publish, refuse, reproduce, survive SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import EXIT_PUBLISHED, EXIT_REFUSED, app
+from flows.publish import sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[str]:
+    """One temporary Prefect server for the module; child processes are pointed at it too."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield str(PREFECT_API_URL.value())
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2,000 rows of the demo table, as CSV: small enough for seconds, real enough to pass the gate."""
+    path = tmp_path_factory.mktemp("src") / "adult.csv"
+    pd.read_parquet(ROOT / "data" / "adult.parquet").sample(2_000, random_state=0).to_csv(path, index=False)
+    return path
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["run", *args])
+    return result.exit_code, result.output
+
+
+def release_frame(release: Path) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in sorted((release / "data").glob("part-*.parquet"))])
+
+
+def snapshot(dataset_dir: Path) -> dict[str, str]:
+    """Every published file's sha256, and CURRENT."""
+    files = {str(p.relative_to(dataset_dir)): sha256_file(p) for p in (dataset_dir / "releases").rglob("*") if p.is_file()}
+    files["CURRENT"] = (dataset_dir / "CURRENT").read_text()
+    return files
+
+
+def assert_releases_complete(dataset_dir: Path) -> None:
+    """No partial release is visible: every folder under releases/ has its manifest and all its files."""
+    for release in (dataset_dir / "releases").iterdir():
+        manifest = json.loads((release / "manifest.json").read_text())
+        assert (release / "report.html").is_file()
+        for entry in manifest["files"]:
+            assert sha256_file(release / entry["path"]) == entry["sha256"]
+    assert (dataset_dir / "releases" / (dataset_dir / "CURRENT").read_text().strip()).is_dir()
+
+
+def test_a_run_publishes_the_contract(prefect_api: str, source: Path, tmp_path: Path) -> None:
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--name", "adult")
+    assert code == EXIT_PUBLISHED, output
+    dataset_dir = tmp_path / "adult"
+    release_id = (dataset_dir / "CURRENT").read_text().strip()
+    release = dataset_dir / "releases" / release_id
+    manifest = json.loads((release / "manifest.json").read_text())
+    assert manifest["release_id"] == release_id and manifest["dataset"] == "adult"
+    assert manifest["created_at"].endswith("+00:00")
+    assert set(manifest["generator"]) >= {"name", "params", "seed"}
+    assert manifest["source"]["rows"] == 2_000 and manifest["source"]["columns"] == 15
+    assert manifest["source"]["sha256"] == sha256_file(source)
+    assert set(manifest["metrics"]["fidelity"]) >= {"quality", "column_shapes", "column_pair_trends"}
+    assert set(manifest["metrics"]["privacy"]) >= {"dcr_share", "exact_match_rate"}
+    assert set(manifest["timings"]) >= {"fit_s", "sample_s", "validate_s", "total_s"}
+    assert set(manifest["versions"]) >= {"synthgate", "python", "torch", "sdmetrics", "prefect"}
+    assert manifest["gate"]["passed"] and all(c["passed"] for c in manifest["gate"]["checks"])
+    assert manifest["rows"] == 2_000 == sum(f["rows"] for f in manifest["files"])
+    for entry in manifest["files"]:
+        part = release / entry["path"]
+        assert sha256_file(part) == entry["sha256"]
+        metadata = pq.read_schema(part).metadata
+        assert metadata[b"synthgate.release_id"].decode() == release_id
+        assert metadata[b"synthgate.source_sha256"].decode() == manifest["source"]["sha256"]
+        assert pq.ParquetFile(part).metadata.row_group(0).column(0).compression == "ZSTD"
+    synthetic = release_frame(release)
+    real = pd.read_csv(source)
+    assert list(synthetic.columns) == list(real.columns)
+    assert synthetic.dtypes.to_dict() == real.dtypes.to_dict()
+    report = (release / "report.html").read_text()
+    assert "PUBLISHED" in report and f"{manifest['metrics']['fidelity']['quality']:.3f}"[:4] in report
+
+
+def test_same_seed_same_rows_other_seed_other_rows(prefect_api: str, source: Path, tmp_path: Path) -> None:
+    for seed in ("5", "5", "6"):
+        code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--seed", seed, "--rows", "500")
+        assert code == EXIT_PUBLISHED, output
+    first, second, third = (release_frame(p) for p in sorted((tmp_path / "adult" / "releases").iterdir()))
+    pd.testing.assert_frame_equal(first, second)
+    assert not first.equals(third)
+
+
+def test_a_refused_run_publishes_nothing(prefect_api: str, source: Path, tmp_path: Path) -> None:
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "300")
+    assert code == EXIT_PUBLISHED, output
+    before = snapshot(tmp_path / "adult")
+    strict = tmp_path / "strict.yaml"
+    strict.write_text("gate: {min_quality: 0.999}\nrows: 300\n")
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--config", str(strict))
+    assert code == EXIT_REFUSED, output
+    assert "fidelity.quality" in output
+    assert snapshot(tmp_path / "adult") == before
+    (refusal,) = (tmp_path / "adult" / "refused").iterdir()
+    assert sorted(p.name for p in refusal.iterdir()) == ["manifest.json", "report.html"]
+    manifest = json.loads((refusal / "manifest.json").read_text())
+    failed = [c["name"] for c in manifest["gate"]["checks"] if not c["passed"]]
+    assert failed == ["fidelity.quality"] and not manifest["gate"]["passed"]
+    assert "REFUSED" in (refusal / "report.html").read_text()
+
+
+def _spawn_run(source: Path, out: Path, api: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PREFECT_API_URL": api}
+    command = [sys.executable, "-c", "from flows.cli import main; main()", "run", "--source", str(source),
+               "--out", str(out), "--rows", "2000"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_when(process: subprocess.Popen[bytes], ready: object, timeout: float = 240) -> bool:
+    """SIGKILL the run once `ready()` holds; False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if ready():  # type: ignore[operator]
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.001)
+    process.kill()
+    raise AssertionError("the run neither finished nor reached the kill point")
+
+
+def test_sigkill_at_any_moment_keeps_the_previous_release(prefect_api: str, source: Path, tmp_path: Path) -> None:
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "2000")
+    assert code == EXIT_PUBLISHED, output
+    dataset_dir = tmp_path / "adult"
+    before = snapshot(dataset_dir)
+    staging = dataset_dir / ".staging"
+    started = time.monotonic()
+    moments = {
+        "during start-up": lambda: time.monotonic() - started > 2.0,
+        "during the run": lambda: time.monotonic() - started > 8.0,
+        "during publish": lambda: staging.is_dir() and any(staging.iterdir()),
+    }
+    killed = []
+    for name, ready in moments.items():
+        started = time.monotonic()
+        process = _spawn_run(source, tmp_path, prefect_api)
+        if _kill_when(process, ready):
+            killed.append(name)
+        assert_releases_complete(dataset_dir)
+        after = snapshot(dataset_dir)
+        if after["CURRENT"] == before["CURRENT"]:
+            assert {k: v for k, v in after.items() if k in before} == before
+        else:  # the kill came after CURRENT moved: the new release must be whole
+            assert {k: v for k, v in after.items() if k in before and k != "CURRENT"} == {
+                k: v for k, v in before.items() if k != "CURRENT"
+            }
+    assert "during publish" in killed or "during the run" in killed
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "2000")
+    assert code == EXIT_PUBLISHED, output
+    assert not staging.exists() or not any(staging.iterdir())
+    assert_releases_complete(dataset_dir)
