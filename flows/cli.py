@@ -61,7 +61,7 @@ def run(
 def inspect(
     source: Annotated[Path, typer.Argument(help="CSV or Parquet file or folder")],
     config: Annotated[Path | None, typer.Option(help="YAML run config whose `columns:` overrides apply")] = None,
-    as_yaml: Annotated[bool, typer.Option("--yaml", help="Print the kinds as YAML, ready to edit and override")] = False,
+    as_yaml: Annotated[bool, typer.Option("--yaml", help="Print the kinds as YAML, ready to edit")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Print the schema synthgate infers for a source (after any overrides in --config)."""

@@ -54,7 +54,7 @@ class RunConfig(BaseModel):
     columns: dict[str, str | dict[str, Any]] = Field(
         default_factory=dict, description="schema overrides: column -> kind, or column -> {kind: ..., ...}"
     )
-    gate: GateConfig = Field(default_factory=GateConfig)
+    gate: GateConfig = GateConfig()
 
     @field_validator("generator")
     @classmethod

@@ -14,6 +14,14 @@ from validation.fidelity import FidelityResult
 
 Comparison = Literal[">=", "<="]
 
+# What each check means, in the words a data steward reads in the report and the manifest.
+LABELS = {
+    "fidelity.quality": "Overall fidelity (sdmetrics quality score)",
+    "fidelity.unscored": "Columns or pairs that could not be scored",
+    "privacy.dcr_share": "Synthetic rows nearer to training than to unseen rows (share)",
+    "privacy.exact_match_rate": "Synthetic rows that copy a training row exactly (rate)",
+}
+
 
 @dataclass(frozen=True)
 class Check:
@@ -36,6 +44,7 @@ class Check:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "label": LABELS.get(self.name, self.name),
             "value": self.value,
             "threshold": self.threshold,
             "comparison": self.comparison,

@@ -6,6 +6,7 @@ nothing here writes anywhere.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Mapping
@@ -38,7 +39,7 @@ class SourceInfo:
     columns: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"uri": self.uri, "format": self.format, "sha256": self.sha256, "rows": self.rows, "columns": self.columns}
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

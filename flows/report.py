@@ -102,7 +102,7 @@ def _verdict(gate: Mapping[str, Any]) -> str:
         )
     failed = [c for c in gate.get("checks", []) if not c.get("passed")]
     reasons = "".join(
-        f"<li><strong>{_e(_label(c.get('name', '?')))}</strong> was {_e(_fmt(c.get('value')))}"
+        f"<li><strong>{_e(c.get('label') or _label(c.get('name', '?')))}</strong> was {_e(_fmt(c.get('value')))}"
         f" (threshold {_e(_fmt(c.get('threshold')))})</li>"
         for c in failed
     )
@@ -131,7 +131,8 @@ def _gate_checks(gate: Mapping[str, Any]) -> str:
     if not checks:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(_label(c.get('name', '?')))} <code class='muted'>{_e(c.get('name', ''))}</code></td>"
+        f"<tr><td>{_e(c.get('label') or _label(c.get('name', '?')))} "
+        f"<code class='muted'>{_e(c.get('name', ''))}</code></td>"
         f"<td class='num'>{_e(_fmt(c.get('value')))}</td><td class='num'>{_e(_fmt(c.get('threshold')))}</td>"
         f"<td>{_badge(bool(c.get('passed')))}</td></tr>"
         for c in checks

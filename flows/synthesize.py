@@ -6,10 +6,11 @@ Tasks neither persist results nor cache: the private frames they pass each other
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
-from prefect import flow, task
+from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import RunConfig
@@ -22,16 +23,23 @@ from flows.steps import RunOutcome, describe_generator, release, sample_syntheti
 from privacy.distance import evaluate_privacy
 from validation.fidelity import evaluate_fidelity
 
-PRIVATE = {"persist_result": False, "cache_policy": NO_CACHE}
+P = ParamSpec("P")
+R = TypeVar("R")
 
-ingest = task(load_table, name="ingest", **PRIVATE)
-split = task(split_holdout, name="split", **PRIVATE)
-train = task(train_generator, name="train", **PRIVATE)
-sample = task(sample_synthetic, name="sample", **PRIVATE)
-validate = task(evaluate_fidelity, name="validate", **PRIVATE)
-check_privacy = task(evaluate_privacy, name="privacy", **PRIVATE)
-gate = task(judge, name="gate", **PRIVATE)
-publish = task(release, name="publish", **PRIVATE)
+
+def private_task(fn: Callable[P, R], name: str) -> Task[P, R]:
+    """A task over a library function whose inputs and outputs are never persisted nor cached."""
+    return task(name=name, persist_result=False, cache_policy=NO_CACHE)(fn)
+
+
+ingest = private_task(load_table, "ingest")
+split = private_task(split_holdout, "split")
+train = private_task(train_generator, "train")
+sample = private_task(sample_synthetic, "sample")
+validate = private_task(evaluate_fidelity, "validate")
+check_privacy = private_task(evaluate_privacy, "privacy")
+gate = private_task(judge, "gate")
+publish = private_task(release, "publish")
 
 
 @flow(name="synthesize", persist_result=False)
@@ -51,8 +59,14 @@ def synthesize(config: RunConfig) -> RunOutcome:
     verdict = gate(fidelity, privacy, config.gate.thresholds())
     timings["total_s"] = time.perf_counter() - started
     manifest = build_manifest(
-        config=config, table=table, generator=describe_generator(model, config), fidelity=fidelity,
-        privacy=privacy, verdict=verdict, timings=timings, split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
+        config=config,
+        table=table,
+        generator=describe_generator(model, config),
+        fidelity=fidelity,
+        privacy=privacy,
+        verdict=verdict,
+        timings=timings,
+        split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
     )
     return publish(config, run_id, synthetic, manifest, {"column_shapes": fidelity.per_column})
 

@@ -45,7 +45,9 @@ def mixed_schema_for(df: pd.DataFrame) -> Schema:
         (
             ColumnSpec("customer_id", ColumnKind.ID, "int64"),
             ColumnSpec("email", ColumnKind.PII, "object", pii_type="email"),
-            ColumnSpec("age", ColumnKind.NUMERICAL, "int64", bounds=(float(df.age.min()), float(df.age.max())), integer=True),
+            ColumnSpec(
+                "age", ColumnKind.NUMERICAL, "int64", bounds=(float(df.age.min()), float(df.age.max())), integer=True
+            ),
             ColumnSpec(
                 "income",
                 ColumnKind.NUMERICAL,

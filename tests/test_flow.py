@@ -52,7 +52,8 @@ def release_frame(release: Path) -> pd.DataFrame:
 
 def snapshot(dataset_dir: Path) -> dict[str, str]:
     """Every published file's sha256, and CURRENT."""
-    files = {str(p.relative_to(dataset_dir)): sha256_file(p) for p in (dataset_dir / "releases").rglob("*") if p.is_file()}
+    published = (p for p in (dataset_dir / "releases").rglob("*") if p.is_file())
+    files = {str(p.relative_to(dataset_dir)): sha256_file(p) for p in published}
     files["CURRENT"] = (dataset_dir / "CURRENT").read_text()
     return files
 
