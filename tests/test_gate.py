@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import make_mixed_frame, mixed_schema_for
 
-from flows.gate import Check, GateThresholds, Verdict, judge
+from flows.gate import LABELS, Check, GateThresholds, Verdict, judge
 from privacy.distance import PrivacyResult, evaluate_privacy
 from validation.fidelity import FidelityResult, evaluate_fidelity
 
@@ -62,8 +62,22 @@ def test_verdict_to_dict_and_an_empty_verdict() -> None:
     assert verdict.to_dict() == {
         "passed": False,
         "checks": [
-            {"name": "fidelity.quality", "value": 0.5, "threshold": 0.75, "comparison": ">=", "passed": False},
-            {"name": "privacy.dcr_share", "value": 0.5, "threshold": 0.6, "comparison": "<=", "passed": True},
+            {
+                "name": "fidelity.quality",
+                "label": LABELS["fidelity.quality"],
+                "value": 0.5,
+                "threshold": 0.75,
+                "comparison": ">=",
+                "passed": False,
+            },
+            {
+                "name": "privacy.dcr_share",
+                "label": LABELS["privacy.dcr_share"],
+                "value": 0.5,
+                "threshold": 0.6,
+                "comparison": "<=",
+                "passed": True,
+            },
         ],
     }
     assert verdict.failed == (failing,)
