@@ -13,19 +13,22 @@ import logging
 import os
 import pickle
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 import torch
 
-from generators.encoder import TabularEncoder
+from generators.encoder import Condition, TabularEncoder
 from generators.schema import BadInputError, Schema
 
 logger = logging.getLogger(__name__)
 
 _FILE_FORMAT = "synthgate-generator/1"
 _SAMPLE_STREAM = 1  # default sample seeds are drawn from their own stream of the generator seed
+_REJECTION_ROUNDS = 20
+_REJECTION_MAX_BATCH = 2_000_000
 
 
 def resolve_device(device: str) -> torch.device:
@@ -79,16 +82,26 @@ class Generator(abc.ABC):
         )
         return self
 
-    def sample(self, n: int, seed: int | None = None) -> pd.DataFrame:
-        """Exactly `n` synthetic rows; the same `seed` (by default one derived from the generator's) repeats them."""
+    def sample(self, n: int, seed: int | None = None, conditions: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Exactly `n` synthetic rows; the same `seed` (by default one derived from the generator's) repeats them.
+
+        `conditions` ({column: value} of categorical or boolean columns) fixes those values in every row.
+        """
         if not isinstance(n, int | np.integer) or n < 0:
             raise BadInputError(f"the number of rows must be a non-negative integer, got {n!r}")
         encoder = self._fitted_encoder()
         if seed is None:
             seed = int(np.random.SeedSequence([self.seed, _SAMPLE_STREAM]).generate_state(1)[0])
         _check_seed(seed)
+        fixed = encoder.conditions(conditions or {})
+        generator = self._torch_generator(seed)
         with torch.no_grad():
-            matrix = self._sample(int(n), self._torch_generator(seed)) if n else torch.zeros(0, encoder.width_)
+            if not n:
+                matrix = torch.zeros(0, encoder.width_)
+            elif fixed:
+                matrix = encoder.impose(self._sample_conditional(int(n), generator, fixed), fixed)
+            else:
+                matrix = self._sample(int(n), generator)
         if tuple(matrix.shape) != (n, encoder.width_):
             raise RuntimeError(f"{self.name}._sample returned shape {tuple(matrix.shape)}, not ({n}, {encoder.width_})")
         return encoder.inverse_transform(matrix, seed)
@@ -148,6 +161,26 @@ class Generator(abc.ABC):
     @abc.abstractmethod
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """An n x width encoded matrix, n ≥ 1; all randomness from `generator`."""
+
+    def _sample_conditional(self, n: int, generator: torch.Generator, fixed: tuple[Condition, ...]) -> torch.Tensor:
+        """n encoded rows that decode to the `fixed` values. This default rejects the rows that do not;
+        models with native conditioning (a conditional vector, guidance) override it."""
+        encoder = self._fitted_encoder()
+        kept: list[torch.Tensor] = []
+        found, batch = 0, n
+        for _ in range(_REJECTION_ROUNDS):
+            rows = self._sample(batch, generator)
+            accepted = rows[encoder.matches(rows, fixed)]
+            kept.append(accepted)
+            found += len(accepted)
+            if found >= n:
+                return torch.cat(kept)[:n]
+            rate = max(found, 1) / (batch * len(kept))
+            batch = min(_REJECTION_MAX_BATCH, int(1.2 * (n - found) / rate) + 1)
+        raise BadInputError(
+            f"{self.name}: only {found} of {n} rows matched the conditions after {_REJECTION_ROUNDS} rounds of "
+            "rejection sampling; the condition is too rare for this generator"
+        )
 
     @abc.abstractmethod
     def _score(self, x: torch.Tensor) -> torch.Tensor:

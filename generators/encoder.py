@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, Self
 
@@ -70,6 +71,15 @@ class Span:
     @property
     def stop(self) -> int:
         return self.start + self.width
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A requested value of one categorical or boolean column, as a position in its encoded span:
+    the one-hot slot of a `category` span, or 0/1 for a boolean `flag`."""
+
+    span: Span
+    index: int
 
 
 class _Codec(Protocol):
@@ -209,6 +219,15 @@ class _CategoryCodec:
         rows = np.flatnonzero(codes >= 0)
         out[rows, codes[rows]] = 1.0
 
+    def slot_of(self, value: Any) -> int:
+        """The one-hot slot of a category (or of missing, when the column has missing values)."""
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            if self.has_null:
+                return len(self.categories)
+        elif value in self.categories:
+            return self.categories.index(value)
+        raise BadInputError(f"cannot condition on '{self.spec.name}' = {value!r}: not a category seen in training")
+
     def decode(self, block: np.ndarray) -> pd.Series:
         index = block.argmax(axis=1)
         missing = index == len(self.categories)
@@ -323,6 +342,43 @@ class TabularEncoder:
         for model in self.formats_:
             columns[model.column] = regenerate(model, len(block), rng)
         return pd.DataFrame({name: columns[name] for name in self.schema_.names})
+
+    def conditions(self, values: Mapping[str, Any]) -> tuple[Condition, ...]:
+        """`{"column": value}` of categorical or boolean columns as positions in the encoded matrix."""
+        found = []
+        for column, value in values.items():
+            codec = next((c for c in self.codecs_ if c.spec.name == column), None)
+            if codec is None:
+                raise BadInputError(f"cannot condition on '{column}': not a learned column of the table")
+            span = next((s for s in self.layout_ if s.column == column and s.role in ("category", "flag")), None)
+            if span is not None and isinstance(codec, _CategoryCodec):
+                found.append(Condition(span, codec.slot_of(value)))
+            elif span is not None and isinstance(codec, _BooleanCodec) and isinstance(value, bool | np.bool_):
+                found.append(Condition(span, int(value)))
+            else:
+                raise BadInputError(f"cannot condition on '{column}' = {value!r}: conditions take categorical "
+                                    "columns (a training category) or boolean ones (true/false)")
+        return tuple(found)
+
+    def matches(self, matrix: torch.Tensor, conditions: tuple[Condition, ...]) -> torch.Tensor:
+        """Which rows of an encoded matrix decode to every requested value."""
+        ok = torch.ones(len(matrix), dtype=torch.bool, device=matrix.device)
+        for c in conditions:
+            block = matrix[:, c.span.start : c.span.stop]
+            ok &= (block[:, 0] > 0.5) == bool(c.index) if c.span.role == "flag" else block.argmax(dim=1) == c.index
+        return ok
+
+    def impose(self, matrix: torch.Tensor, conditions: tuple[Condition, ...]) -> torch.Tensor:
+        """The matrix with the requested values written in, so decoded rows satisfy them exactly."""
+        for c in conditions:
+            if c.span.role == "flag":
+                matrix[:, c.span.start] = float(c.index)
+                for null in (s for s in self.layout_ if s.column == c.span.column and s.role == "null"):
+                    matrix[:, null.start] = 0.0
+            else:
+                matrix[:, c.span.start : c.span.stop] = 0.0
+                matrix[:, c.span.start + c.index] = 1.0
+        return matrix
 
     def to_state(self) -> dict[str, Any]:
         """Plain data only (no pickled classes), for `torch.save` and `torch.load(weights_only=True)`."""

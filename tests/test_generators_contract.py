@@ -141,3 +141,25 @@ def test_describe_lists_every_generator_with_a_summary() -> None:
 def test_importing_the_package_does_not_load_models_or_torch() -> None:
     code = "import sys, generators; assert 'torch' not in sys.modules and 'generators.gmm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
+
+
+def test_conditional_sampling_fixes_the_requested_values(fitted: Generator) -> None:
+    rows = fitted.sample(300, seed=3, conditions={"colour": "violet", "member": True})
+    assert len(rows) == 300
+    assert (rows["colour"] == "violet").all() and rows["member"].eq(True).all()
+    assert rows["age"].nunique() > 5  # the other columns still vary
+    pd.testing.assert_frame_equal(rows, fitted.sample(300, seed=3, conditions={"colour": "violet", "member": True}))
+
+
+@pytest.mark.parametrize(
+    ("conditions", "message"),
+    [
+        ({"age": 30}, "conditions take categorical"),
+        ({"colour": "pink"}, "not a category seen in training"),
+        ({"nope": "x"}, "not a learned column"),
+        ({"email": "a@b.org"}, "not a learned column"),
+    ],
+)
+def test_bad_conditions_are_one_line_errors(fitted: Generator, conditions: dict, message: str) -> None:
+    with pytest.raises(BadInputError, match=message):
+        fitted.sample(10, conditions=conditions)
