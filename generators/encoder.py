@@ -46,10 +46,14 @@ class EncoderConfig:
     em_iterations: int = 100
     em_tolerance: float = 1e-6
     max_shapes: int = 1000
+    max_category_slots: int = 500
 
     def __post_init__(self) -> None:
-        if self.max_modes < 1 or self.mixture_subsample < 1 or self.em_iterations < 1 or self.max_shapes < 1:
-            raise BadInputError("encoder: max_modes, mixture_subsample, em_iterations and max_shapes must be ≥ 1")
+        sizes = (self.max_modes, self.mixture_subsample, self.em_iterations, self.max_shapes, self.max_category_slots)
+        if min(sizes) < 1:
+            raise BadInputError(
+                "encoder: max_modes, mixture_subsample, em_iterations, max_shapes and max_category_slots must be ≥ 1"
+            )
         if not 0.0 <= self.min_mode_weight < 1.0:
             raise BadInputError("encoder: min_mode_weight must be in [0, 1)")
 
@@ -95,7 +99,7 @@ class _Codec(Protocol):
 
     def encode(self, series: pd.Series, out: np.ndarray) -> None: ...
 
-    def decode(self, block: np.ndarray) -> pd.Series: ...
+    def decode(self, block: np.ndarray, rng: np.random.Generator) -> pd.Series: ...
 
     def state(self) -> dict[str, Any]: ...
 
@@ -145,7 +149,7 @@ class _NumberCodec:
         if self.has_null:
             out[:, -1] = missing
 
-    def decode(self, block: np.ndarray) -> pd.Series:
+    def decode(self, block: np.ndarray, rng: np.random.Generator) -> pd.Series:
         mode = block[:, 1 : 1 + self.modes].argmax(axis=1) if self.modes > 1 else np.zeros(len(block), np.int64)
         x = np.clip(block[:, 0].astype(np.float64) * 4 * self.stds[mode] + self.means[mode], *self.bounds)
         if self.step:
@@ -197,15 +201,31 @@ class _NumberCodec:
 
 @dataclass(frozen=True, eq=False)
 class _CategoryCodec:
-    """One-hot over the training categories; a missing value has its own slot, after them."""
+    """One-hot over the training categories, most frequent first; a missing value has its own slot, last.
+
+    A column with more categories than `max_category_slots` keeps a slot for each of the most frequent
+    ones and one shared `tail` slot for the rest, decoded to a tail category drawn by its training
+    frequency: rare categories are kept (not collapsed) while the width, and every generator's memory,
+    stays bounded however many levels the column has.
+    """
 
     spec: ColumnSpec
     categories: tuple[Any, ...]
     has_null: bool
+    slots: int  # categories with a slot of their own; the others share the tail slot
+    tail_weights: tuple[float, ...]  # training frequencies of categories[slots:], summing to 1
+
+    @property
+    def has_tail(self) -> bool:
+        return self.slots < len(self.categories)
+
+    @property
+    def null_slot(self) -> int:
+        return self.slots + int(self.has_tail)
 
     @property
     def width(self) -> int:
-        return len(self.categories) + int(self.has_null)
+        return self.null_slot + int(self.has_null)
 
     def spans(self, start: int) -> list[Span]:
         return [Span(self.spec.name, "category", start, self.width, "softmax")]
@@ -213,9 +233,10 @@ class _CategoryCodec:
     def encode(self, series: pd.Series, out: np.ndarray) -> None:
         """Unseen categories leave their row's group all zero, which scores as atypical."""
         codes = pd.Categorical(series, categories=list(self.categories)).codes.astype(np.int64)
+        codes = np.where(codes >= self.slots, self.slots, codes)  # tail categories share one slot
         missing = series.isna().to_numpy()
         _check_missing(self.spec, missing, self.has_null)
-        codes[missing] = len(self.categories)
+        codes[missing] = self.null_slot
         rows = np.flatnonzero(codes >= 0)
         out[rows, codes[rows]] = 1.0
 
@@ -223,14 +244,24 @@ class _CategoryCodec:
         """The one-hot slot of a category (or of missing, when the column has missing values)."""
         if value is None or (isinstance(value, float) and np.isnan(value)):
             if self.has_null:
-                return len(self.categories)
-        elif value in self.categories:
+                return self.null_slot
+        elif value in self.categories[: self.slots]:
             return self.categories.index(value)
+        elif value in self.categories:
+            raise BadInputError(
+                f"cannot condition on '{self.spec.name}' = {value!r}: too rare to condition on (one of the "
+                f"{len(self.categories) - self.slots} categories beyond the {self.slots} most frequent)"
+            )
         raise BadInputError(f"cannot condition on '{self.spec.name}' = {value!r}: not a category seen in training")
 
-    def decode(self, block: np.ndarray) -> pd.Series:
-        index = block.argmax(axis=1)
-        missing = index == len(self.categories)
+    def decode(self, block: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        slot = block.argmax(axis=1)
+        missing = slot == self.null_slot
+        index = np.where(missing, len(self.categories), slot)
+        in_tail = slot == self.slots if self.has_tail else np.zeros(len(slot), dtype=bool)
+        if in_tail.any():
+            picks = rng.choice(len(self.tail_weights), size=int(in_tail.sum()), p=np.asarray(self.tail_weights))
+            index[in_tail] = self.slots + picks
         values = np.asarray([*self.categories, None], dtype=object)[index]
         dtype = pandas_dtype(self.spec.dtype)
         if isinstance(dtype, pd.CategoricalDtype):
@@ -238,18 +269,37 @@ class _CategoryCodec:
         return to_column(values, missing, dtype, self.spec.name)
 
     def state(self) -> dict[str, Any]:
-        return {"categories": tuple(_plain(c) for c in self.categories), "has_null": self.has_null}
+        return {
+            "categories": tuple(_plain(c) for c in self.categories),
+            "has_null": self.has_null,
+            "slots": self.slots,
+            "tail_weights": self.tail_weights,
+        }
 
     @classmethod
     def fit(cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator) -> Self:
-        seen = set(series.dropna().unique())
-        known = [c for c in spec.categories or () if c in seen]
-        extra = sorted(seen.difference(known), key=str)
-        return cls(spec=spec, categories=(*known, *extra), has_null=_has_null(spec, series.isna().to_numpy()))
+        counts = series.value_counts(dropna=True, sort=False)
+        order = sorted(range(len(counts)), key=lambda i: (-counts.iloc[i], str(counts.index[i])))
+        categories = tuple(counts.index[i] for i in order)
+        slots = min(len(categories), config.max_category_slots)
+        tail = counts.iloc[order[slots:]].to_numpy(dtype=np.float64)
+        return cls(
+            spec=spec,
+            categories=categories,
+            has_null=_has_null(spec, series.isna().to_numpy()),
+            slots=slots,
+            tail_weights=tuple((tail / tail.sum()).tolist()) if len(tail) else (),
+        )
 
     @classmethod
     def from_state(cls, spec: ColumnSpec, state: dict[str, Any]) -> Self:
-        return cls(spec=spec, categories=tuple(state["categories"]), has_null=bool(state["has_null"]))
+        return cls(
+            spec=spec,
+            categories=tuple(state["categories"]),
+            has_null=bool(state["has_null"]),
+            slots=int(state["slots"]),
+            tail_weights=tuple(state["tail_weights"]),
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -277,7 +327,7 @@ class _BooleanCodec:
         if self.has_null:
             out[:, 1] = missing
 
-    def decode(self, block: np.ndarray) -> pd.Series:
+    def decode(self, block: np.ndarray, rng: np.random.Generator) -> pd.Series:
         missing = block[:, 1] > 0.5 if self.has_null else None
         return to_column(block[:, 0] > 0.5, missing, self.spec.dtype, self.spec.name)
 
@@ -337,7 +387,7 @@ class TabularEncoder:
         columns: dict[str, pd.Series] = {}
         start = 0
         for codec in self.codecs_:
-            columns[codec.spec.name] = codec.decode(block[:, start : start + codec.width])
+            columns[codec.spec.name] = codec.decode(block[:, start : start + codec.width], rng)
             start += codec.width
         for model in self.formats_:
             columns[model.column] = regenerate(model, len(block), rng)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from generators.encoder import EncoderConfig, TabularEncoder, fit_modes
+from generators.inference import infer_schema
 from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
 
 
@@ -147,3 +148,21 @@ def test_fit_is_deterministic_for_a_seed(mixed_frame: pd.DataFrame, mixed_schema
     config = EncoderConfig(mixture_subsample=100)  # forces the seeded subsample
     first = TabularEncoder(config).fit(mixed_frame, mixed_schema, seed=1).transform(mixed_frame)
     assert torch.equal(first, TabularEncoder(config).fit(mixed_frame, mixed_schema, seed=1).transform(mixed_frame))
+
+
+def test_high_cardinality_columns_have_bounded_width_and_keep_their_rare_levels() -> None:
+    rng = np.random.default_rng(0)
+    levels = np.array([f"town-{i}" for i in range(12_000)], dtype=object)
+    weights = 1.0 / np.arange(1, len(levels) + 1)  # Zipf: a few big towns, a long tail of rare ones
+    frame = pd.DataFrame({"town": rng.choice(levels, 30_000, p=weights / weights.sum())})
+    _, schema = infer_schema(frame)
+    encoder = TabularEncoder(EncoderConfig(max_category_slots=200)).fit(frame, schema)
+    assert encoder.width_ == 201  # 200 own slots + one shared tail slot
+    decoded = encoder.inverse_transform(encoder.transform(frame), seed=1)["town"]
+    ranked = frame["town"].value_counts().index  # ties around rank 200 may fall either side of the cut
+    in_head, in_tail = frame["town"].isin(ranked[:150]), ~frame["town"].isin(ranked[:250])
+    assert decoded[in_head].equals(frame["town"][in_head])  # frequent levels round-trip exactly
+    assert not decoded[in_tail].isin(ranked[:150]).any()  # tail rows stay in the tail ...
+    assert decoded[in_tail].nunique() > 2_000  # ... spread over its many rare levels, not collapsed
+    with pytest.raises(BadInputError, match="too rare to condition on"):
+        encoder.conditions({"town": frame["town"][in_tail].iloc[0]})
