@@ -3,13 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint setup clean
+.PHONY: demo test lint setup bench bench-full clean
 
 setup: $(STAMP)
 
@@ -25,6 +26,19 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The peers (SDV, BSL-licensed) and matplotlib live in the `bench` extra only, never in the product.
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --mode quick
+
+# Full tables, peers at their defaults; BENCH_ARGS="--datasets adult,events" to choose tables.
+BENCH_ARGS ?= --datasets adult
+bench-full: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.run --mode full $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check flows generators validation privacy tests benchmarks

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from conftest import make_mixed_frame
 
+from generators.inference import infer_schema
 from generators.schema import ColumnKind, ColumnSpec, Schema
 from validation.fidelity import evaluate_fidelity
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
@@ -92,3 +93,25 @@ def test_a_column_that_cannot_be_scored_is_reported(mixed_frame: pd.DataFrame, m
     assert "income" in result.errors
     # sdmetrics averages over what it could score: the hole does not show in the quality itself.
     assert result.column_shapes == pytest.approx(1.0)
+
+
+def test_utility_copes_with_high_cardinality_features_and_tells_copies_from_noise() -> None:
+    from validation.utility import evaluate_utility
+
+    rng = np.random.default_rng(0)
+    n = 3_000
+    signal = rng.standard_normal(n)
+    frame = pd.DataFrame(
+        {
+            "town": rng.choice([f"t{i}" for i in range(2_000)], n).astype(object),  # > 255 levels
+            "x": signal + 0.3 * rng.standard_normal(n),
+            "label": np.where(signal > 0, "yes", "no").astype(object),
+        }
+    )
+    _, schema = infer_schema(frame)
+    train, holdout = frame.iloc[:2_000], frame.iloc[2_000:]
+    faithful = evaluate_utility(train, holdout, train, schema, "label")
+    broken = train.assign(label=rng.permutation(train["label"].to_numpy()))
+    useless = evaluate_utility(train, holdout, broken, schema, "label")
+    assert faithful.real_score > 0.8 and abs(faithful.ratio - 1) < 1e-9
+    assert useless.synthetic_score < 0.65 < faithful.synthetic_score

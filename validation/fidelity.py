@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 import pandas as pd
-from sdmetrics.reports import QualityReport
+from sdmetrics.reports import DiagnosticReport, QualityReport
 
 from generators.schema import BadInputError, Schema
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
@@ -94,3 +94,17 @@ def _unscored(keys: pd.Series, details: pd.DataFrame, missed: pd.Series) -> dict
     reasons = details.get("Error", pd.Series(None, index=details.index, dtype=object))
     reasons = reasons.fillna("no score: no non-null values, or a constant column, to compare")
     return dict(zip(keys[missed], reasons[missed], strict=True))
+
+
+def evaluate_diagnostic(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> float:
+    """sdmetrics' DiagnosticReport score: validity of the data (ranges, categories, keys) and structure
+    (same columns); 1.0 means every synthetic value is a value the real table could hold."""
+    learned = Schema(tuple(schema.learned))
+    report = DiagnosticReport()
+    report.generate(
+        {_TABLE: to_sdmetrics_frame(real, learned)},
+        {_TABLE: to_sdmetrics_frame(synthetic, learned)},
+        {"tables": {_TABLE: to_sdmetrics_metadata(learned)}},
+        verbose=False,
+    )
+    return float(report.get_score())

@@ -1,0 +1,212 @@
+"""Benchmark runner: datasets x systems, each pair in its own forked process, scored by one code path.
+
+    python -m benchmarks.run --mode quick            # make bench: subsampled tables, capped peers
+    python -m benchmarks.run --mode full             # make bench-full: full tables, peers at defaults
+
+Each pair runs in a fork of this process (imports paid once, peak memory measured per pair, a crash or
+timeout recorded instead of ending the run). Results stream to JSON lines under benchmarks/results/;
+at the end a markdown table is appended to BENCHMARKS.md and a quality-vs-fit-time plot saved beside
+the JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import multiprocessing as mp
+import os
+import platform
+import resource
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets import DATASETS, BenchTable, load
+from benchmarks.report import append_markdown, plot
+from benchmarks.systems import SDV_PEERS, System, all_systems
+from flows.split import split_holdout
+from generators.inference import infer_schema
+from privacy.distance import evaluate_privacy
+from validation.fidelity import evaluate_diagnostic, evaluate_fidelity
+from validation.utility import evaluate_utility
+
+log = logging.getLogger("benchmarks")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Mode:
+    rows: int | None
+    peers: tuple[str, ...]
+    timeout_s: float
+
+
+MODES = {
+    "quick": Mode(rows=1_000, peers=("sdv-gaussiancopula", "sdv-ctgan-capped"), timeout_s=120),
+    "full": Mode(rows=None, peers=("sdv-gaussiancopula", "sdv-ctgan", "sdv-tvae"), timeout_s=3_600),
+}
+
+
+def evaluate_pair(table: BenchTable, system: System, seed: int) -> dict[str, Any]:
+    """Fit, sample as many rows as the real table, and score: the one evaluation every system gets."""
+    frame, schema = infer_schema(table.frame, target=table.target)
+    train, holdout = split_holdout(frame, 0.2, seed)
+    started = time.perf_counter()
+    fitted = system.fit(train, schema, seed)
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    synthetic = fitted.sample(len(frame))
+    sample_s = time.perf_counter() - started
+    fidelity = evaluate_fidelity(train, synthetic, schema)
+    privacy = evaluate_privacy(train, holdout, synthetic, schema)
+    row: dict[str, Any] = {
+        "fit_s": fit_s,
+        "sample_s": sample_s,
+        "sample_rows": len(synthetic),
+        "quality": fidelity.quality,
+        "column_shapes": fidelity.column_shapes,
+        "column_pair_trends": fidelity.column_pair_trends,
+        "diagnostic": evaluate_diagnostic(train, synthetic, schema),
+        "dcr_share": privacy.dcr_share,
+        "exact_match_rate": privacy.exact_match_rate,
+        "holdout_exact_match_rate": privacy.holdout_exact_match_rate,
+        "truths": [
+            {"name": t.name, "planted": t.planted, "real": t.statistic(train), "synthetic": t.statistic(synthetic)}
+            for t in table.truths
+        ],
+    }
+    if table.target is not None:
+        utility = evaluate_utility(train, holdout, synthetic, schema, table.target, seed)
+        row |= {"utility_metric": utility.metric, "utility_real": utility.real_score,
+                "utility_synthetic": utility.synthetic_score}
+    return row
+
+
+def _child(conn: Connection, table: BenchTable, system: System, seed: int, memory_gb: float) -> None:
+    limit = int(memory_gb * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # a blow-up fails this pair, not the machine
+    try:
+        row = {"status": "ok", **evaluate_pair(table, system, seed)}
+    except BaseException as error:  # recorded in the results: the run goes on with the next pair
+        row = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:300],
+               "trace": traceback.format_exc()[-2000:]}
+    row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    conn.send(row)
+    conn.close()
+
+
+def run_pair(table: BenchTable, system: System, seed: int, timeout_s: float, memory_gb: float) -> dict[str, Any]:
+    """One pair in a forked child, killed at `timeout_s`."""
+    receive, send = mp.get_context("fork").Pipe(duplex=False)
+    child = mp.get_context("fork").Process(target=_child, args=(send, table, system, seed, memory_gb))
+    started = time.perf_counter()
+    child.start()
+    send.close()
+    row: dict[str, Any]
+    if receive.poll(timeout_s):
+        try:
+            row = receive.recv()
+        except EOFError:
+            row = {"status": "failed", "error": "the process died (killed for memory?)"}
+    else:
+        row = {"status": "timeout", "error": f"no result within {timeout_s:.0f} s"}
+    child.join(5)
+    if child.is_alive():
+        child.kill()
+        child.join()
+    if child.exitcode not in (0, None) and row.get("status") == "ok":
+        row["exit_code"] = child.exitcode
+    return {"dataset": table.name, "rows": len(table.frame), "system": system.name, "family": system.family,
+            "params": system.params, "wall_s": time.perf_counter() - started, **row}
+
+
+def environment() -> dict[str, Any]:
+    """What a reader needs to compare runs: the machine and the versions."""
+    from importlib import metadata
+
+    gpu = "none"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    versions = {}
+    for package in ("synthgate", "torch", "sdmetrics", "sdv", "pandas", "scikit-learn"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "not installed"
+    return {"cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
+            "machine": platform.machine(), "versions": versions}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    parser.add_argument("--systems", default=None, help="comma-separated (default: every generator + the mode's peers)")
+    parser.add_argument("--rows", type=int, default=None, help="subsample each table to this many rows")
+    parser.add_argument("--timeout", type=float, default=None, help="seconds per pair")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--memory-gb", type=float, default=16.0)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--markdown", type=Path, default=RESULTS.parent.parent / "BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("flows", "generators", "validation", "privacy", "sdv", "SingleTableSynthesizer", "rdt", "copulas"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    mode = MODES[args.mode]
+    systems = all_systems()
+    wanted = args.systems.split(",") if args.systems else [n for n, s in systems.items() if s.family == "synthgate"]
+    if not args.systems:
+        wanted += list(mode.peers)
+    unknown = sorted(set(wanted) - set(systems)) + sorted(set(args.datasets.split(",")) - set(DATASETS))
+    if unknown:
+        parser.error(f"unknown system(s) or dataset(s): {', '.join(unknown)}")
+    if importlib.util.find_spec("sdv") is None:
+        skipped = [n for n in wanted if n in SDV_PEERS]
+        if skipped:
+            log.warning("SDV is not installed (pip install -e '.[bench]'): skipping %s", ", ".join(skipped))
+        wanted = [n for n in wanted if n not in SDV_PEERS]
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / f"{stamp}-{args.mode}.jsonl"
+    rows = args.rows if args.rows is not None else mode.rows
+    timeout = args.timeout if args.timeout is not None else mode.timeout_s
+    command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
+    results = []
+    for dataset in args.datasets.split(","):
+        table = load(dataset, rows, args.seed)
+        for name in wanted:
+            log.info("%s x %s (%d rows) ...", dataset, name, len(table.frame))
+            row = run_pair(table, systems[name], args.seed, timeout, args.memory_gb)
+            row["run"] = stamp
+            results.append(row)
+            with results_path.open("a") as handle:
+                handle.write(json.dumps(row, default=str) + "\n")
+            log.info("  %s: %s", row["status"], _summary(row))
+    figure = plot(results, results_path.with_suffix(".png"))
+    append_markdown(args.markdown, results, environment(), command.strip(), args.mode, results_path, figure)
+    log.info("results: %s; table appended to %s", results_path, args.markdown)
+    return 0
+
+
+def _summary(row: dict[str, Any]) -> str:
+    if row["status"] != "ok":
+        return str(row.get("error"))
+    return f"fit {row['fit_s']:.1f} s, quality {row['quality']:.3f}, dcr {row['dcr_share']:.3f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+"""The systems a benchmark compares: every registered synthgate generator at its defaults, and SDV's
+synthesizers (the `bench` extra, used here only as the peer we measure against, never in the product).
+
+Every system gets the same training frame and the same schema-derived facts, and returns a frame in
+the training frame's dtypes, so one evaluation code path scores them all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pandas as pd
+
+from generators.registry import GENERATORS, create
+from generators.schema import ColumnKind, Schema
+
+
+class Fitted(Protocol):
+    def sample(self, n: int) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class System:
+    """A named way to go from a training frame to a sampler; `params` are the non-default settings."""
+
+    name: str
+    family: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def fit(self, frame: pd.DataFrame, schema: Schema, seed: int) -> Fitted:
+        if self.family == "synthgate":
+            return _Ours(create(self.name, self.params or None, seed=seed, device="auto").fit(frame, schema))
+        return _SdvPeer.fit(self, frame, schema, seed)
+
+
+class _Ours:
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def sample(self, n: int) -> pd.DataFrame:
+        result: pd.DataFrame = self._model.sample(n)
+        return result
+
+
+SDV_PEERS = {
+    "sdv-gaussiancopula": ("GaussianCopulaSynthesizer", {}),
+    "sdv-ctgan": ("CTGANSynthesizer", {}),
+    "sdv-tvae": ("TVAESynthesizer", {}),
+    "sdv-ctgan-capped": ("CTGANSynthesizer", {"epochs": 10}),
+}
+
+
+def all_systems() -> dict[str, System]:
+    ours = {name: System(name, "synthgate") for name in GENERATORS}
+    peers = {name: System(name, "sdv", params) for name, (_, params) in SDV_PEERS.items()}
+    return ours | peers
+
+
+class _SdvPeer:
+    """An SDV synthesizer fed metadata built from our schema (so both sides model the same columns)."""
+
+    def __init__(self, synthesizer: Any, reference: pd.DataFrame) -> None:
+        self._synthesizer = synthesizer
+        self._reference = reference
+
+    @classmethod
+    def fit(cls, system: System, frame: pd.DataFrame, schema: Schema, seed: int) -> _SdvPeer:
+        import sdv.single_table
+        from sdv.metadata import Metadata
+
+        class_name, params = SDV_PEERS[system.name]
+        metadata = Metadata.load_from_dict({"tables": {"table": _sdv_table(schema)}})
+        synthesizer = getattr(sdv.single_table, class_name)(metadata, **params)
+        synthesizer.fit({"table": _naive_utc(frame)})  # SDV 2 takes and returns {table name: frame}
+        return cls(synthesizer, frame.head(0))
+
+    def sample(self, n: int) -> pd.DataFrame:
+        sampled = self._synthesizer.sample(num_rows=n)
+        return _like(sampled["table"] if isinstance(sampled, dict) else sampled, self._reference)
+
+
+def _sdv_table(schema: Schema) -> dict[str, Any]:
+    sdtypes = {
+        ColumnKind.NUMERICAL: {"sdtype": "numerical"},
+        ColumnKind.CATEGORICAL: {"sdtype": "categorical"},
+        ColumnKind.BOOLEAN: {"sdtype": "boolean"},
+        ColumnKind.DATETIME: {"sdtype": "datetime"},
+        ColumnKind.ID: {"sdtype": "id"},
+        ColumnKind.TEXT: {"sdtype": "unknown", "pii": True},
+    }
+    columns = {}
+    for spec in schema:
+        if spec.kind is ColumnKind.PII:
+            columns[spec.name] = {"sdtype": "email", "pii": True} if spec.pii_type == "email" else {
+                "sdtype": "unknown", "pii": True}
+        else:
+            columns[spec.name] = dict(sdtypes[spec.kind])
+    return {"columns": columns}
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """SDV models naive datetimes: give it instants in UTC."""
+    out = frame.copy()
+    for name in out.columns:
+        if isinstance(out[name].dtype, pd.DatetimeTZDtype):
+            out[name] = out[name].dt.tz_convert("UTC").dt.tz_localize(None)
+    return out
+
+
+def _like(synthetic: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """The peer's output in the training frame's dtypes (zones restored), so evaluation is identical."""
+    out = synthetic.loc[:, list(reference.columns)].copy()
+    for name, dtype in reference.dtypes.items():
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            out[name] = pd.to_datetime(out[name]).dt.tz_localize("UTC").dt.tz_convert(dtype.tz)
+        elif str(out[name].dtype) != str(dtype):
+            try:
+                out[name] = out[name].astype(dtype)
+            except (TypeError, ValueError):
+                out[name] = out[name].round().astype(dtype) if pd.api.types.is_integer_dtype(dtype) else out[name]
+    return out
