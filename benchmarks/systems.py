@@ -81,7 +81,7 @@ class _SdvPeer:
 
 
 def _sdv_table(schema: Schema) -> dict[str, Any]:
-    sdtypes = {
+    sdtypes: dict[ColumnKind, dict[str, Any]] = {
         ColumnKind.NUMERICAL: {"sdtype": "numerical"},
         ColumnKind.CATEGORICAL: {"sdtype": "categorical"},
         ColumnKind.BOOLEAN: {"sdtype": "boolean"},
@@ -89,11 +89,10 @@ def _sdv_table(schema: Schema) -> dict[str, Any]:
         ColumnKind.ID: {"sdtype": "id"},
         ColumnKind.TEXT: {"sdtype": "unknown", "pii": True},
     }
-    columns = {}
+    columns: dict[str, dict[str, Any]] = {}
     for spec in schema:
         if spec.kind is ColumnKind.PII:
-            columns[spec.name] = {"sdtype": "email", "pii": True} if spec.pii_type == "email" else {
-                "sdtype": "unknown", "pii": True}
+            columns[spec.name] = {"sdtype": "email" if spec.pii_type == "email" else "unknown", "pii": True}
         else:
             columns[spec.name] = dict(sdtypes[spec.kind])
     return {"columns": columns}
