@@ -46,12 +46,16 @@ def run(
     name: Annotated[str | None, typer.Option(help="Dataset name [default: the source's file name]")] = None,
     rows: Annotated[int | None, typer.Option(help="Synthetic rows [default: as many as the source]")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [default: 0]")] = None,
+    rebalance: Annotated[
+        str | None, typer.Option(help="Give each value of this categorical column an equal share (augmentation)")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these settings and more")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Train a generator on the source, validate the synthetic rows and publish them if every check passes."""
     with user_errors(verbose):
-        settings = load_config(config, source=source, generator=generator, out=out, name=name, rows=rows, seed=seed)
+        settings = load_config(config, source=source, generator=generator, out=out, name=name, rows=rows, seed=seed,
+                               rebalance=rebalance)
         outcome = run_flow(settings, verbose)
     show_outcome(outcome)
     raise typer.Exit(EXIT_PUBLISHED if outcome.published else EXIT_REFUSED)
@@ -75,6 +79,27 @@ def inspect(
         stdout.print(yaml.safe_dump(kinds, sort_keys=False), end="", markup=False, highlight=False)
         return
     stdout.print(schema_table(table.schema, title=f"{table.source.uri}: {table.source.rows:,} rows"))
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="A release folder (its model/generator.pt) or a model file")],
+    source: Annotated[Path, typer.Option(help="CSV or Parquet rows to score")],
+    out: Annotated[Path | None, typer.Option(help="Where to write rows + score (.csv or .parquet)")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Score rows with a release's trained model: higher = more typical, the lowest are anomalies."""
+    from flows.steps import score_source
+
+    with user_errors(verbose):
+        scored = score_source(model, source)
+        target = out or source.with_name(f"{source.name.split('.')[0]}.scores.csv")
+        if target.suffix.lower() in {".parquet", ".pq"}:
+            scored.to_parquet(target, index=False)
+        else:
+            scored.to_csv(target, index=False)
+    low = scored["score"].quantile(0.01)
+    stdout.print(f"scored {len(scored):,} rows into {target} (1st percentile of score: {low:.4g})", soft_wrap=True)
 
 
 @app.command()

@@ -51,6 +51,9 @@ class RunConfig(BaseModel):
     holdout: float = Field(0.2, gt=0, lt=1, description="share of rows held out from training for the checks")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     target: str | None = Field(None, description="target column for utility checks")
+    rebalance: str | None = Field(
+        None, description="categorical or boolean column whose values get equal shares of the rows (augmentation)"
+    )
     columns: dict[str, str | dict[str, Any]] = Field(
         default_factory=dict, description="schema overrides: column -> kind, or column -> {kind: ..., ...}"
     )

@@ -35,6 +35,7 @@ def build_manifest(
         "generator": generator,
         "source": table.source.to_dict(),
         "split": {**split, "holdout_fraction": config.holdout, "seed": config.seed},
+        "sampling": {"rebalance": config.rebalance},
         "metrics": {
             "fidelity": {
                 "quality": fidelity.quality,

@@ -94,12 +94,15 @@ def publish_release(
     manifest: dict[str, Any],
     render_report: Callable[[dict[str, Any]], str],
     *,
+    attachments: Mapping[str, tuple[str, Callable[[Path], None]]] | None = None,
     rows_per_part: int = 500_000,
 ) -> Path:
     """Write a release (parquet parts, manifest.json, report.html) atomically and point `CURRENT` at it.
 
-    The manifest is completed with `release_id`, `dataset`, `rows` and `files` before it is written;
-    the caller's dict is left as it was. Returns the release folder.
+    `attachments` maps a manifest key to (path in the release, writer of that file), e.g. the trained
+    model: `{"model": ("model/generator.pt", model.save)}`; each lands in the manifest as
+    `{key: {path, sha256}}`. The manifest is completed with `release_id`, `dataset`, `rows` and `files`
+    before it is written; the caller's dict is left as it was. Returns the release folder.
     """
     if rows_per_part < 1:
         raise ValueError(f"rows_per_part must be at least 1, got {rows_per_part}")
@@ -112,6 +115,8 @@ def publish_release(
     def fill(staging: Path) -> None:
         files = _write_parts(staging, synthetic, completed, rows_per_part)
         completed.update(rows=len(synthetic), files=files)
+        for key, (relative, write) in (attachments or {}).items():
+            completed[key] = _attach(staging, relative, write)
         _write_manifest_and_report(staging, completed, render_report)
 
     with _dataset_lock(dataset_dir):
@@ -222,6 +227,18 @@ def _write_parts(
         _write_durably(staging / relative, partial(pq.write_table, part, compression=PARQUET_COMPRESSION))
         files.append({"path": relative, "sha256": sha256_file(staging / relative), "rows": part.num_rows})
     return files
+
+
+def _attach(staging: Path, relative: str, write: Callable[[Path], None]) -> dict[str, str]:
+    """A file written by someone else's writer, made durable and fingerprinted like the parts."""
+    if Path(relative).is_absolute() or ".." in Path(relative).parts:
+        raise ValueError(f"attachment path must stay inside the release: {relative}")
+    path = staging / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write(path)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    return {"path": relative, "sha256": sha256_file(path)}
 
 
 def _write_manifest_and_report(

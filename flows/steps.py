@@ -8,15 +8,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from flows.config import RunConfig
-from flows.ingest import load_table
-from flows.publish import publish_release, record_refusal
+from flows.ingest import load_table, read_source
+from flows.publish import MANIFEST, publish_release, record_refusal
 from flows.report import render_report
 from generators.base import Generator
+from generators.inference import conform_column
 from generators.registry import create
-from generators.schema import Schema
+from generators.schema import BadInputError, ColumnKind, Schema
+
+MODEL_PATH = "model/generator.pt"
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +36,9 @@ class RunOutcome:
 
 def preflight(config: RunConfig) -> None:
     """Fail on bad input before anything slow starts: read the source, infer its schema, build the model."""
-    load_table(config.source, config.columns, config.target)
+    table = load_table(config.source, config.columns, config.target)
+    if config.rebalance is not None:
+        rebalance_values(table.schema, config.rebalance)
     create(config.generator, config.params, seed=config.seed, device=config.device)
 
 
@@ -41,9 +47,32 @@ def train_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig) -> G
     return create(config.generator, config.params, seed=config.seed, device=config.device).fit(frame, schema)
 
 
-def sample_synthetic(model: Generator, rows: int) -> pd.DataFrame:
-    log.info("sampling %d synthetic rows", rows)
-    return model.sample(rows)
+def sample_synthetic(model: Generator, rows: int, rebalance: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """`rows` synthetic rows; with `rebalance`, each value of that column gets an equal share, drawn by
+    conditional sampling (native where the model has it), then shuffled."""
+    if rebalance is None:
+        log.info("sampling %d synthetic rows", rows)
+        return model.sample(rows)
+    values = rebalance_values(model.encoder_.schema_, rebalance)
+    log.info("sampling %d synthetic rows balanced over %d values of '%s'", rows, len(values), rebalance)
+    shares = np.full(len(values), rows // len(values)) + (np.arange(len(values)) < rows % len(values))
+    seeds = np.random.SeedSequence([seed, len(values)]).generate_state(len(values))
+    parts = [model.sample(int(count), seed=int(s), conditions={rebalance: value})
+             for value, count, s in zip(values, shares, seeds, strict=True)]
+    order = np.random.default_rng(seed).permutation(rows)
+    return pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
+
+
+def rebalance_values(schema: Schema, column: str) -> list[object]:
+    """The values a rebalanced release spreads evenly: a categorical's categories or a boolean's two."""
+    if column not in schema:
+        raise BadInputError(f"cannot rebalance '{column}': no such column")
+    spec = schema[column]
+    if spec.kind is ColumnKind.BOOLEAN:
+        return [False, True]
+    if spec.kind is not ColumnKind.CATEGORICAL or not spec.categories:
+        raise BadInputError(f"cannot rebalance '{column}': only categorical or boolean columns can be")
+    return list(spec.categories)
 
 
 def describe_generator(model: Generator, config: RunConfig) -> dict[str, Any]:
@@ -52,13 +81,34 @@ def describe_generator(model: Generator, config: RunConfig) -> dict[str, Any]:
 
 
 def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: dict[str, Any],
-            details: dict[str, Any]) -> RunOutcome:
-    """Publish when the gate passed; otherwise keep only the manifest and report under `refused/`."""
+            details: dict[str, Any], model: Generator) -> RunOutcome:
+    """Publish when the gate passed, with the trained model (shareable form) beside the data; otherwise
+    keep only the manifest and report under `refused/`."""
     def report(final: dict[str, Any]) -> str:
         return render_report(final, details=details)
 
     if manifest["gate"]["passed"]:
-        path = publish_release(config.out, config.dataset, run_id, synthetic, manifest, report)
+        attachments = {"model": (MODEL_PATH, lambda path: model.save(path, shareable=True))}
+        path = publish_release(config.out, config.dataset, run_id, synthetic, manifest, report,
+                               attachments=attachments)
         return RunOutcome(True, path, manifest)
     path = record_refusal(config.out, config.dataset, run_id, manifest, report)
     return RunOutcome(False, path, manifest)
+
+
+def score_source(model_path: Path, source: Path) -> pd.DataFrame:
+    """The source's rows with a `score` column from a release's model (higher = more typical): low
+    scores flag rows unlike the training data (anomalies)."""
+    if model_path.is_dir():
+        manifest = model_path / MANIFEST
+        model_path = model_path / MODEL_PATH
+        if not model_path.is_file():
+            raise BadInputError(f"{manifest.parent} holds no trained model ({MODEL_PATH})")
+    model = Generator.load(model_path)
+    frame, _ = read_source(source)
+    schema = model.encoder_.schema_
+    missing = [spec.name for spec in schema.learned if spec.name not in frame.columns]
+    if missing:
+        raise BadInputError(f"{source} lacks the model's column(s): {', '.join(missing)}")
+    learned = pd.DataFrame({s.name: conform_column(frame[s.name], s.kind) for s in schema.learned})
+    return frame.assign(score=model.score(learned))

@@ -52,7 +52,7 @@ def synthesize(config: RunConfig) -> RunOutcome:
     with _timed(timings, "fit_s"):
         model = train(train_part, table.schema, config)
     with _timed(timings, "sample_s"):
-        synthetic = sample(model, config.rows or len(table.frame))
+        synthetic = sample(model, config.rows or len(table.frame), config.rebalance, config.seed)
     with _timed(timings, "validate_s"):
         fidelity = validate(train_part, synthetic, table.schema)
         privacy = check_privacy(train_part, holdout, synthetic, table.schema)
@@ -68,7 +68,7 @@ def synthesize(config: RunConfig) -> RunOutcome:
         timings=timings,
         split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
     )
-    return publish(config, run_id, synthetic, manifest, {"column_shapes": fidelity.per_column})
+    return publish(config, run_id, synthetic, manifest, {"column_shapes": fidelity.per_column}, model)
 
 
 @contextmanager

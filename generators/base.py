@@ -113,8 +113,11 @@ class Generator(abc.ABC):
             scores = self._score(x)
         return scores.detach().to("cpu", torch.float64).numpy()
 
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write config, seed, encoder and model state, all on the CPU, as plain tensors and dicts."""
+    def save(self, path: str | os.PathLike[str], shareable: bool = False) -> None:
+        """Write config, seed, encoder and model state, all on the CPU, as plain tensors and dicts.
+
+        `shareable` is for files published with a release: no hashes of real id/PII/text values.
+        """
         encoder = self._fitted_encoder()
         torch.save(
             {
@@ -123,7 +126,7 @@ class Generator(abc.ABC):
                 "config": dataclasses.asdict(self.config),
                 "seed": self.seed,
                 "device": self.device,
-                "encoder": encoder.to_state(),
+                "encoder": encoder.to_state(shareable),
                 "model": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in self._state().items()},
             },
             path,

@@ -430,13 +430,14 @@ class TabularEncoder:
                 matrix[:, c.span.start + c.index] = 1.0
         return matrix
 
-    def to_state(self) -> dict[str, Any]:
-        """Plain data only (no pickled classes), for `torch.save` and `torch.load(weights_only=True)`."""
+    def to_state(self, shareable: bool = False) -> dict[str, Any]:
+        """Plain data only (no pickled classes), for `torch.save` and `torch.load(weights_only=True)`;
+        `shareable` leaves out every function of a real id/PII/text value (see `FormatModel.to_state`)."""
         return {
             "config": dataclasses.asdict(self.config),
             "schema": self.schema_.to_dict(),
             "codecs": {codec.spec.name: codec.state() for codec in self.codecs_},
-            "formats": [model.to_state() for model in self.formats_],
+            "formats": [model.to_state(shareable) for model in self.formats_],
         }
 
     @classmethod

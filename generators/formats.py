@@ -55,8 +55,13 @@ class FormatModel:
     shape_weights: tuple[float, ...] = ()
     real_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
 
-    def to_state(self) -> dict[str, Any]:
-        """Plain data and tensors only, so `torch.load(weights_only=True)` can read it back."""
+    def to_state(self, shareable: bool = False) -> dict[str, Any]:
+        """Plain data and tensors only, so `torch.load(weights_only=True)` can read it back.
+
+        `shareable` leaves out the hashes of the real values (a dictionary attack could test guesses
+        against them); regenerated values are then unlikely, no longer guaranteed, to differ from real ones.
+        """
+        hashes = np.empty(0, np.uint64) if shareable else self.real_hashes
         return {
             "column": self.column,
             "dtype": self.dtype,
@@ -65,7 +70,7 @@ class FormatModel:
             "int_range": self.int_range,
             "shapes": self.shapes,
             "shape_weights": self.shape_weights,
-            "real_hashes": torch.from_numpy(self.real_hashes.view(np.int64).copy()),
+            "real_hashes": torch.from_numpy(hashes.view(np.int64).copy()),
         }
 
     @classmethod

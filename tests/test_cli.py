@@ -31,6 +31,7 @@ BAD_INPUTS = {
     "malformed YAML": lambda tmp: ["--config", str(write(tmp / "bad.yaml", b"rows: [1, 2\nseed: 3\n"))],
     "unknown YAML key": lambda tmp: ["--config", str(write(tmp / "typo.yaml", b"generater: gmm\n"))],
     "bad schema override": lambda tmp: ["--config", str(write(tmp / "kinds.yaml", b"columns: {nope: pii}\n"))],
+    "rebalance a number": lambda tmp: ["--rebalance", "age"],
 }
 EXPECTED = {
     "missing file": "source not found",
@@ -43,6 +44,7 @@ EXPECTED = {
     "malformed YAML": "malformed YAML",
     "unknown YAML key": "generater: Extra inputs are not permitted",
     "bad schema override": "unknown column(s): nope",
+    "rebalance a number": "cannot rebalance 'age': only categorical or boolean columns",
 }
 
 

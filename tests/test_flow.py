@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -181,3 +182,32 @@ def test_sigkill_at_any_moment_keeps_the_previous_release(prefect_api: str, sour
     assert code == EXIT_PUBLISHED, output
     assert not staging.exists() or not any(staging.iterdir())
     assert_releases_complete(dataset_dir)
+
+
+def test_the_release_carries_its_model_which_scores_rows(prefect_api: str, source: Path, tmp_path: Path) -> None:
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path / "out"), "--rows", "500")
+    assert code == EXIT_PUBLISHED, output
+    (release,) = (tmp_path / "out" / "adult" / "releases").iterdir()
+    manifest = json.loads((release / "manifest.json").read_text())
+    model = release / manifest["model"]["path"]
+    assert model.parent.name == "model" and sha256_file(model) == manifest["model"]["sha256"]
+    real = pd.read_csv(source)
+    rng = np.random.default_rng(0)
+    scrambled = real.apply(lambda column: column.to_numpy()[rng.permutation(len(column))])  # relations broken
+    scrambled.to_csv(tmp_path / "odd.csv", index=False)
+    scores = {}
+    for name, path in (("real", source), ("odd", tmp_path / "odd.csv")):
+        result = runner.invoke(app, ["score", "--model", str(release), "--source", str(path),
+                                     "--out", str(tmp_path / f"{name}.parquet")])
+        assert result.exit_code == 0, result.output
+        scores[name] = pd.read_parquet(tmp_path / f"{name}.parquet")["score"]
+    assert len(scores["real"]) == len(real) and np.isfinite(scores["real"]).all()
+    assert scores["real"].mean() > scores["odd"].mean()  # rows unlike the training data score lower
+
+
+def test_rebalance_gives_each_class_an_equal_share(prefect_api: str, source: Path, tmp_path: Path) -> None:
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "400", "--rebalance", "class")
+    assert code == EXIT_PUBLISHED, output
+    (release,) = (tmp_path / "adult" / "releases").iterdir()
+    assert release_frame(release)["class"].value_counts().to_dict() == {"<=50K": 200, ">50K": 200}
+    assert json.loads((release / "manifest.json").read_text())["sampling"]["rebalance"] == "class"
