@@ -48,7 +48,9 @@ SDV_PEERS = {
     "sdv-ctgan": ("CTGANSynthesizer", {}),
     "sdv-tvae": ("TVAESynthesizer", {}),
     "sdv-ctgan-capped": ("CTGANSynthesizer", {"epochs": 10}),
+    "sdv-ctgan-30": ("CTGANSynthesizer", {"epochs": 30}),
 }
+SDV_DEFAULT_EPOCHS = 300  # CTGAN's and TVAE's default, for extrapolating a capped run
 
 
 def all_systems() -> dict[str, System]:
