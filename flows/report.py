@@ -137,10 +137,7 @@ def _gate_checks(gate: Mapping[str, Any]) -> str:
         f"<td>{_badge(bool(c.get('passed')))}</td></tr>"
         for c in checks
     )
-    return (
-        "<section><h2>Gate checks</h2><table><thead><tr><th>Check</th><th>Value</th><th>Threshold</th>"
-        f"<th>Result</th></tr></thead><tbody>{rows}</tbody></table></section>"
-    )
+    return f"<section><h2>Gate checks</h2>{_table(('Check', 'Value', 'Threshold', 'Result'), rows)}</section>"
 
 
 def _per_column(details: Mapping[str, Any]) -> str:
@@ -235,8 +232,13 @@ def _files(manifest: Mapping[str, Any]) -> str:
         f"<td><code>{_e(f.get('sha256', ''))}</code></td></tr>"
         for f in files
     )
-    head = "<thead><tr><th>Path</th><th>Rows</th><th>sha256</th></tr></thead>"
-    return f"<h3>Files</h3><table>{head}<tbody>{rows}</tbody></table>"
+    return f"<h3>Files</h3>{_table(('Path', 'Rows', 'sha256'), rows)}"
+
+
+def _table(headers: tuple[str, ...], rows: str) -> str:
+    """A table from its header names and its already-rendered, already-escaped rows."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _kv_table(title: str, items: Mapping[str, Any]) -> str:
