@@ -24,8 +24,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/synthgate run
 
+# One torch/OpenMP thread: the tests' tensors are tiny, and a second thread spin-waiting on a busy 2-core
+# machine makes them minutes instead of seconds.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 # The peers (SDV, BSL-licensed) and matplotlib live in the `bench` extra only, never in the product.
 $(BENCH_STAMP): $(STAMP)

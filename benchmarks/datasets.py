@@ -59,8 +59,11 @@ def adult(seed: int) -> BenchTable:
     share = float((frame["class"] == ">50K").mean())
     truths = (  # Adult's facts are estimates from the full census extract, not planted values
         Truth("share of >50K", share, lambda f: float((f["class"] == ">50K").mean())),
-        Truth("corr(education-num, hours-per-week)", float(_corr("education-num", "hours-per-week")(frame)),
-              _corr("education-num", "hours-per-week")),
+        Truth(
+            "corr(education-num, hours-per-week)",
+            float(_corr("education-num", "hours-per-week")(frame)),
+            _corr("education-num", "hours-per-week"),
+        ),
     )
     return BenchTable("adult", frame, "class", truths, "UCI Adult census extract, 32,561 rows x 15 columns")
 
@@ -86,8 +89,14 @@ def events(seed: int, n: int = 20_000) -> BenchTable:
             "retries": rng.poisson(0.7, n).astype(float),
         }
     )
-    for column, rate in {"occurred_at": 0.03, "channel": 0.04, "is_mobile": 0.05, "duration_s": 0.08,
-                         "amount": 0.05, "retries": 0.1}.items():
+    for column, rate in {
+        "occurred_at": 0.03,
+        "channel": 0.04,
+        "is_mobile": 0.05,
+        "duration_s": 0.08,
+        "amount": 0.05,
+        "retries": 0.1,
+    }.items():
         frame.loc[rng.random(n) < rate, column] = None
     truths = (
         Truth("corr(log duration, log amount)", 0.7, _corr("duration_s", "amount", np.log)),
@@ -109,9 +118,13 @@ def customers(seed: int, n: int = 30_000, towns: int = 40_000) -> BenchTable:
     frame = pd.DataFrame(
         {
             "customer_id": rng.permutation(n) + 100_000,
-            "email": "c" + pd.Series(np.arange(n)).astype(str) + "."
+            "email": "c"
+            + pd.Series(np.arange(n)).astype(str)
+            + "."
             + pd.Series(rng.integers(1000, 9999, n)).astype(str)
-            + "@mail" + pd.Series(rng.integers(1, 9, n)).astype(str) + ".example",
+            + "@mail"
+            + pd.Series(rng.integers(1, 9, n)).astype(str)
+            + ".example",
             "town": town,
             "segment": segment.astype(object),
             "age": age.astype(np.int64),
@@ -126,13 +139,17 @@ def customers(seed: int, n: int = 30_000, towns: int = 40_000) -> BenchTable:
         return float((by_segment.get("enterprise", np.nan) - by_segment.get("retail", np.nan)) / 30_000)
 
     truths = (
-        Truth("corr(age, income) in retail", 0.5,
-              lambda f: _corr("age", "income")(f[f["segment"] == "retail"])),
+        Truth("corr(age, income) in retail", 0.5, lambda f: _corr("age", "income")(f[f["segment"] == "retail"])),
         Truth("share of enterprise", 0.1, lambda f: float((f["segment"] == "enterprise").mean())),
         Truth("enterprise income premium / 30,000", 1.0, premium),
     )
-    return BenchTable("customers", frame, "segment", truths,
-                      f"{n:,} customers: {distinct:,} distinct towns, an id and an email column")
+    return BenchTable(
+        "customers",
+        frame,
+        "segment",
+        truths,
+        f"{n:,} customers: {distinct:,} distinct towns, an id and an email column",
+    )
 
 
 def wide(seed: int, n: int = 10_000, factors: int = 5) -> BenchTable:
@@ -153,7 +170,8 @@ def wide(seed: int, n: int = 10_000, factors: int = 5) -> BenchTable:
         columns[f"flag_{j:02d}"] = latent[:, j % factors] + rng.standard_normal(n) > 0.5
     for j in range(8):
         columns[f"when_{j:02d}"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(
-            np.round(latent[:, j % factors] * 60 + 400 + 20 * rng.standard_normal(n)), unit="D")
+            np.round(latent[:, j % factors] * 60 + 400 + 20 * rng.standard_normal(n)), unit="D"
+        )
     frame = pd.DataFrame(columns)
     planted = float(loadings[0] * loadings[5])  # num_00 and num_05 load on factor 0
     truths = (

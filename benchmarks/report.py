@@ -20,14 +20,16 @@ def truth_error(row: Row, side: str = "synthetic") -> float:
 
 
 def dataset_table(rows: Sequence[Row]) -> str:
-    head = ("| system | fit s | sample s | peak RSS MB | quality | shapes | pairs | diagnostic | DCR share "
-            "| exact copies | utility real → synth | truth error |\n" + "|---" * 12 + "|\n")
+    head = (
+        "| system | fit s | sample s | peak RSS MB | quality | shapes | pairs | diagnostic | DCR share "
+        "| exact copies | utility real → synth | truth error |\n" + "|---" * 12 + "|\n"
+    )
     lines = []
     for row in rows:
         if row["status"] != "ok":
             lines.append(f"| {row['system']} | {row['status']}: {row.get('error', '')} |" + " |" * 10)
             continue
-        utility = (f"{row['utility_real']:.3f} → {row['utility_synthetic']:.3f}" if "utility_real" in row else "–")
+        utility = f"{row['utility_real']:.3f} → {row['utility_synthetic']:.3f}" if "utility_real" in row else "–"
         lines.append(
             f"| {row['system']} | {row['fit_s']:.1f} | {row['sample_s']:.2f} | {row['peak_rss_mb']:.0f} "
             f"| {row['quality']:.3f} | {row['column_shapes']:.3f} | {_num(row['column_pair_trends'])} "
@@ -58,15 +60,23 @@ def ratio_table(results: Sequence[Row]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def append_markdown(path: Path, results: Sequence[Row], env: dict[str, Any], command: str, mode: str,
-                    results_path: Path, figure: Path | None) -> None:
+def append_markdown(
+    path: Path,
+    results: Sequence[Row],
+    env: dict[str, Any],
+    command: str,
+    mode: str,
+    results_path: Path,
+    figure: Path | None,
+) -> None:
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     base = path.parent
     parts = [
         f"\n## Benchmark run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC ({mode})\n",
         f"Machine: {env['cores']} cores, GPU: {env['gpu']}, Python {env['python']} ({env['machine']}). {versions}.\n",
         f"Command: `{command}`. Raw rows: `{_relative(results_path, base)}`"
-        + (f"; plot: `{_relative(figure, base)}`" if figure else "") + ".\n",
+        + (f"; plot: `{_relative(figure, base)}`" if figure else "")
+        + ".\n",
         "Every system gets the same seeded 80/20 split and is scored by the same code: sdmetrics 0.32.0 "
         "QualityReport and DiagnosticReport against the training part, the gate's privacy metrics, "
         "HistGradientBoosting utility (trained on real or synthetic, tested on the real holdout), and the "
@@ -78,8 +88,9 @@ def append_markdown(path: Path, results: Sequence[Row], env: dict[str, Any], com
         reference = next((r for r in rows if r["status"] == "ok"), None)
         noise = f"; truth error of the real training part: {_num(truth_error(reference, 'real'))}" if reference else ""
         parts.append(f"\n### {dataset} ({rows[0]['rows']:,} rows{noise})\n\n{dataset_table(rows)}")
-    parts.append(f"\n### Ours against the peers, same run (fit × < 1: faster; Δquality > 0: better)\n\n"
-                 f"{ratio_table(results)}")
+    parts.append(
+        f"\n### Ours against the peers, same run (fit × < 1: faster; Δquality > 0: better)\n\n{ratio_table(results)}"
+    )
     parts.extend(_extrapolations(results))
     with path.open("a") as handle:
         handle.write("".join(parts))
@@ -119,10 +130,20 @@ def plot(results: Sequence[Row], path: Path) -> Path | None:
     for index, dataset in enumerate(datasets):
         for row in (r for r in ok if r["dataset"] == dataset):
             ours = row["family"] == "synthgate"
-            axes.scatter(max(row["fit_s"], 1e-2), row["quality"], color=colours(index), marker="o" if ours else "x",
-                         s=60 if ours else 80)
-            axes.annotate(row["system"], (max(row["fit_s"], 1e-2), row["quality"]), fontsize=7,
-                          xytext=(4, 3), textcoords="offset points")
+            axes.scatter(
+                max(row["fit_s"], 1e-2),
+                row["quality"],
+                color=colours(index),
+                marker="o" if ours else "x",
+                s=60 if ours else 80,
+            )
+            axes.annotate(
+                row["system"],
+                (max(row["fit_s"], 1e-2), row["quality"]),
+                fontsize=7,
+                xytext=(4, 3),
+                textcoords="offset points",
+            )
     for index, dataset in enumerate(datasets):
         axes.scatter([], [], color=colours(index), label=dataset)
     axes.set_xscale("log")

@@ -84,8 +84,11 @@ def evaluate_pair(table: BenchTable, system: System, seed: int) -> dict[str, Any
     }
     if table.target is not None:
         utility = evaluate_utility(train, holdout, synthetic, schema, table.target, seed)
-        row |= {"utility_metric": utility.metric, "utility_real": utility.real_score,
-                "utility_synthetic": utility.synthetic_score}
+        row |= {
+            "utility_metric": utility.metric,
+            "utility_real": utility.real_score,
+            "utility_synthetic": utility.synthetic_score,
+        }
     return row
 
 
@@ -95,8 +98,11 @@ def _child(conn: Connection, table: BenchTable, system: System, seed: int, memor
     try:
         row = {"status": "ok", **evaluate_pair(table, system, seed)}
     except BaseException as error:  # recorded in the results: the run goes on with the next pair
-        row = {"status": "failed", "error": f"{type(error).__name__}: {error}"[:300],
-               "trace": traceback.format_exc()[-2000:]}
+        row = {
+            "status": "failed",
+            "error": f"{type(error).__name__}: {error}"[:300],
+            "trace": traceback.format_exc()[-2000:],
+        }
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     conn.send(row)
     conn.close()
@@ -123,8 +129,15 @@ def run_pair(table: BenchTable, system: System, seed: int, timeout_s: float, mem
         child.join()
     if child.exitcode not in (0, None) and row.get("status") == "ok":
         row["exit_code"] = child.exitcode
-    return {"dataset": table.name, "rows": len(table.frame), "system": system.name, "family": system.family,
-            "params": system.params, "wall_s": time.perf_counter() - started, **row}
+    return {
+        "dataset": table.name,
+        "rows": len(table.frame),
+        "system": system.name,
+        "family": system.family,
+        "params": system.params,
+        "wall_s": time.perf_counter() - started,
+        **row,
+    }
 
 
 def environment() -> dict[str, Any]:
@@ -145,8 +158,13 @@ def environment() -> dict[str, Any]:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = "not installed"
-    return {"cores": os.cpu_count(), "gpu": gpu, "python": platform.python_version(),
-            "machine": platform.machine(), "versions": versions}
+    return {
+        "cores": os.cpu_count(),
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "versions": versions,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

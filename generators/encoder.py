@@ -406,8 +406,10 @@ class TabularEncoder:
             elif span is not None and isinstance(codec, _BooleanCodec) and isinstance(value, bool | np.bool_):
                 found.append(Condition(span, int(value)))
             else:
-                raise BadInputError(f"cannot condition on '{column}' = {value!r}: conditions take categorical "
-                                    "columns (a training category) or boolean ones (true/false)")
+                raise BadInputError(
+                    f"cannot condition on '{column}' = {value!r}: conditions take categorical "
+                    "columns (a training category) or boolean ones (true/false)"
+                )
         return tuple(found)
 
     def matches(self, matrix: torch.Tensor, conditions: tuple[Condition, ...]) -> torch.Tensor:

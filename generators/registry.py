@@ -16,8 +16,14 @@ if TYPE_CHECKING:
 
 GENERATORS: dict[str, str] = {
     "gmm": "generators.gmm:GaussianMixtureGenerator",
+    "vae": "generators.vae:VAEGenerator",
+    "autoencoder": "generators.autoencoder:AutoencoderGenerator",
+    "copula": "generators.copula:GaussianCopulaGenerator",
+    "rbm": "generators.rbm:RBMGenerator",
+    "gan": "generators.gan:GanGenerator",
+    "ddpm": "generators.ddpm:TabularDiffusion",
 }
-DEFAULT_GENERATOR = "gmm"
+DEFAULT_GENERATOR = "rbm"
 
 
 def get_generator_class(name: str) -> type[Generator]:

@@ -78,3 +78,21 @@ def mixed_frame() -> pd.DataFrame:
 @pytest.fixture
 def mixed_schema(mixed_frame: pd.DataFrame) -> Schema:
     return mixed_schema_for(mixed_frame)
+
+
+def make_tiered_table(n: int) -> tuple[pd.DataFrame, Schema]:
+    """3 % of rows are of the rare kind, and every one of those is gold; other rows are rarely gold: what
+    native conditioning on a rare category must reproduce."""
+    rng = np.random.default_rng(0)
+    kind = np.where(rng.random(n) < 0.03, "rare", rng.choice(["a", "b", "c"], n)).astype(object)
+    tier = np.where(kind == "rare", "gold", rng.choice(["bronze", "silver", "gold"], n, p=[0.6, 0.38, 0.02]))
+    spend = np.round(rng.gamma(2.0, 50.0, n) + 400.0 * (kind == "rare"), 2)
+    df = pd.DataFrame({"kind": kind, "tier": tier.astype(object), "spend": spend})
+    schema = Schema(
+        (
+            ColumnSpec("kind", ColumnKind.CATEGORICAL, "object", categories=("a", "b", "c", "rare")),
+            ColumnSpec("tier", ColumnKind.CATEGORICAL, "object", categories=("bronze", "silver", "gold")),
+            ColumnSpec("spend", ColumnKind.NUMERICAL, "float64", bounds=(0.0, float(spend.max()))),
+        )
+    )
+    return df, schema

@@ -62,8 +62,20 @@ def test_ratios_compare_ours_with_each_peer_on_the_same_dataset() -> None:
 
 def test_the_command_writes_results_and_appends_the_table(tmp_path: Path) -> None:
     markdown = tmp_path / "BENCH.md"
-    code = main(["--datasets", "events", "--systems", "gmm", "--rows", "300", "--out", str(tmp_path),
-                 "--markdown", str(markdown)])
+    code = main(
+        [
+            "--datasets",
+            "events",
+            "--systems",
+            "gmm",
+            "--rows",
+            "300",
+            "--out",
+            str(tmp_path),
+            "--markdown",
+            str(markdown),
+        ]
+    )
     assert code == 0
     (results,) = tmp_path.glob("*-quick.jsonl")
     rows = [json.loads(line) for line in results.read_text().splitlines()]
@@ -75,10 +87,24 @@ def test_the_command_writes_results_and_appends_the_table(tmp_path: Path) -> Non
 def test_a_capped_peer_is_extrapolated_and_marked_as_such(tmp_path: Path) -> None:
     from benchmarks.report import append_markdown
 
-    row = {"dataset": "adult", "rows": 100, "system": "sdv-ctgan-30", "family": "sdv", "params": {"epochs": 30},
-           "status": "ok", "fit_s": 60.0, "sample_s": 1.0, "peak_rss_mb": 500, "quality": 0.8,
-           "column_shapes": 0.8, "column_pair_trends": 0.8, "diagnostic": 1.0, "dcr_share": 0.5,
-           "exact_match_rate": 0.0, "truths": []}
+    row = {
+        "dataset": "adult",
+        "rows": 100,
+        "system": "sdv-ctgan-30",
+        "family": "sdv",
+        "params": {"epochs": 30},
+        "status": "ok",
+        "fit_s": 60.0,
+        "sample_s": 1.0,
+        "peak_rss_mb": 500,
+        "quality": 0.8,
+        "column_shapes": 0.8,
+        "column_pair_trends": 0.8,
+        "diagnostic": 1.0,
+        "dcr_share": 0.5,
+        "exact_match_rate": 0.0,
+        "truths": [],
+    }
     env = {"cores": 2, "gpu": "none", "python": "3.11", "machine": "x86_64", "versions": {}}
     append_markdown(tmp_path / "B.md", [row], env, "cmd", "full", tmp_path / "r.jsonl", None)
     text = (tmp_path / "B.md").read_text()

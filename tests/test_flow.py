@@ -42,6 +42,10 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# The pipeline's tests run the quick gmm; the publishing-contract test runs the default generator.
+PIPELINE_GENERATOR = ("--generator", "gmm")
+
+
 def run_cli(*args: str) -> tuple[int, str]:
     result = runner.invoke(app, ["run", *args])
     return result.exit_code, result.output
@@ -78,7 +82,7 @@ def test_a_run_publishes_the_contract(prefect_api: str, source: Path, tmp_path: 
     manifest = json.loads((release / "manifest.json").read_text())
     assert manifest["release_id"] == release_id and manifest["dataset"] == "adult"
     assert manifest["created_at"].endswith("+00:00")
-    assert set(manifest["generator"]) >= {"name", "params", "seed"}
+    assert set(manifest["generator"]) >= {"name", "params", "seed"} and manifest["generator"]["name"] == "rbm"
     assert manifest["source"]["rows"] == 2_000 and manifest["source"]["columns"] == 15
     assert manifest["source"]["sha256"] == sha256_file(source)
     assert set(manifest["metrics"]["fidelity"]) >= {"quality", "column_shapes", "column_pair_trends"}
@@ -104,7 +108,9 @@ def test_a_run_publishes_the_contract(prefect_api: str, source: Path, tmp_path: 
 
 def test_same_seed_same_rows_other_seed_other_rows(prefect_api: str, source: Path, tmp_path: Path) -> None:
     for seed in ("5", "5", "6"):
-        code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--seed", seed, "--rows", "500")
+        code, output = run_cli(
+            *PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--seed", seed, "--rows", "500"
+        )
         assert code == EXIT_PUBLISHED, output
     first, second, third = (release_frame(p) for p in sorted((tmp_path / "adult" / "releases").iterdir()))
     pd.testing.assert_frame_equal(first, second)
@@ -112,12 +118,14 @@ def test_same_seed_same_rows_other_seed_other_rows(prefect_api: str, source: Pat
 
 
 def test_a_refused_run_publishes_nothing(prefect_api: str, source: Path, tmp_path: Path) -> None:
-    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "300")
+    code, output = run_cli(*PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--rows", "300")
     assert code == EXIT_PUBLISHED, output
     before = snapshot(tmp_path / "adult")
     strict = tmp_path / "strict.yaml"
     strict.write_text("gate: {min_quality: 0.999}\nrows: 300\n")
-    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--config", str(strict))
+    code, output = run_cli(
+        *PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--config", str(strict)
+    )
     assert code == EXIT_REFUSED, output
     assert "fidelity.quality" in output
     assert snapshot(tmp_path / "adult") == before
@@ -131,8 +139,19 @@ def test_a_refused_run_publishes_nothing(prefect_api: str, source: Path, tmp_pat
 
 def _spawn_run(source: Path, out: Path, api: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PREFECT_API_URL": api}
-    command = [sys.executable, "-c", "from flows.cli import main; main()", "run", "--source", str(source),
-               "--out", str(out), "--rows", "2000"]
+    command = [
+        sys.executable,
+        "-c",
+        "from flows.cli import main; main()",
+        "run",
+        *PIPELINE_GENERATOR,
+        "--source",
+        str(source),
+        "--out",
+        str(out),
+        "--rows",
+        "2000",
+    ]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -152,7 +171,7 @@ def _kill_when(process: subprocess.Popen[bytes], ready: object, timeout: float =
 
 
 def test_sigkill_at_any_moment_keeps_the_previous_release(prefect_api: str, source: Path, tmp_path: Path) -> None:
-    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "2000")
+    code, output = run_cli(*PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--rows", "2000")
     assert code == EXIT_PUBLISHED, output
     dataset_dir = tmp_path / "adult"
     before = snapshot(dataset_dir)
@@ -178,14 +197,16 @@ def test_sigkill_at_any_moment_keeps_the_previous_release(prefect_api: str, sour
                 k: v for k, v in before.items() if k != "CURRENT"
             }
     assert "during publish" in killed or "during the run" in killed
-    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "2000")
+    code, output = run_cli(*PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--rows", "2000")
     assert code == EXIT_PUBLISHED, output
     assert not staging.exists() or not any(staging.iterdir())
     assert_releases_complete(dataset_dir)
 
 
 def test_the_release_carries_its_model_which_scores_rows(prefect_api: str, source: Path, tmp_path: Path) -> None:
-    code, output = run_cli("--source", str(source), "--out", str(tmp_path / "out"), "--rows", "500")
+    code, output = run_cli(
+        *PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path / "out"), "--rows", "500"
+    )
     assert code == EXIT_PUBLISHED, output
     (release,) = (tmp_path / "out" / "adult" / "releases").iterdir()
     manifest = json.loads((release / "manifest.json").read_text())
@@ -197,8 +218,9 @@ def test_the_release_carries_its_model_which_scores_rows(prefect_api: str, sourc
     scrambled.to_csv(tmp_path / "odd.csv", index=False)
     scores = {}
     for name, path in (("real", source), ("odd", tmp_path / "odd.csv")):
-        result = runner.invoke(app, ["score", "--model", str(release), "--source", str(path),
-                                     "--out", str(tmp_path / f"{name}.parquet")])
+        result = runner.invoke(
+            app, ["score", "--model", str(release), "--source", str(path), "--out", str(tmp_path / f"{name}.parquet")]
+        )
         assert result.exit_code == 0, result.output
         scores[name] = pd.read_parquet(tmp_path / f"{name}.parquet")["score"]
     assert len(scores["real"]) == len(real) and np.isfinite(scores["real"]).all()
@@ -206,7 +228,9 @@ def test_the_release_carries_its_model_which_scores_rows(prefect_api: str, sourc
 
 
 def test_rebalance_gives_each_class_an_equal_share(prefect_api: str, source: Path, tmp_path: Path) -> None:
-    code, output = run_cli("--source", str(source), "--out", str(tmp_path), "--rows", "400", "--rebalance", "class")
+    code, output = run_cli(
+        *PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--rows", "400", "--rebalance", "class"
+    )
     assert code == EXIT_PUBLISHED, output
     (release,) = (tmp_path / "adult" / "releases").iterdir()
     assert release_frame(release)["class"].value_counts().to_dict() == {"<=50K": 200, ">50K": 200}

@@ -15,7 +15,13 @@ from generators import GENERATORS, BadInputError, Schema, create, describe, get_
 from generators.base import Generator
 
 # Parameters that keep a generator's fit on the tiny table within seconds (e.g. few epochs).
-FAST_PARAMS: dict[str, dict[str, object]] = {}
+FAST_PARAMS: dict[str, dict[str, object]] = {
+    "vae": {"steps": 300},
+    "autoencoder": {"steps": 300},
+    "ddpm": {"timesteps": 20, "min_steps": 150, "max_steps": 150, "evaluations": 3},
+    "rbm": {"steps": 300, "hidden": 32, "learning_rate": 0.01, "burn_in": 20, "thinning": 2},
+    "gan": {"batch_size": 200, "min_steps": 300, "max_steps": 300, "eval_every": 100},
+}
 N = 2000
 
 
