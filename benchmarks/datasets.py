@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,9 +38,10 @@ class BenchTable:
     about: str
 
 
-def load(name: str, rows: int | None = None, seed: int = 0) -> BenchTable:
-    """A benchmark table by name; `rows` subsamples it (seeded) for quick runs."""
-    table = DATASETS[name](seed)
+def load(name: str, rows: int | None = None, seed: int = 0, **options: Any) -> BenchTable:
+    """A benchmark table by name; `rows` subsamples it (seeded) for quick runs; `options` go to the table's
+    builder (e.g. `width` of the wide table)."""
+    table = DATASETS[name](seed, **options)
     if rows is not None and rows < len(table.frame):
         frame = table.frame.sample(rows, random_state=seed).reset_index(drop=True)
         table = BenchTable(table.name, frame, table.target, table.truths, table.about)
@@ -152,23 +154,26 @@ def customers(seed: int, n: int = 30_000, towns: int = 40_000) -> BenchTable:
     )
 
 
-def wide(seed: int, n: int = 10_000, factors: int = 5) -> BenchTable:
-    """120 mixed columns driven by 5 latent factors: a planted correlation structure across kinds."""
+def wide(seed: int, n: int = 10_000, factors: int = 5, width: int = 120) -> BenchTable:
+    """`width` (120) mixed columns driven by 5 latent factors: a planted correlation structure across kinds.
+    Half the columns are numeric, a third categorical, a tenth boolean, a fifteenth datetime."""
+    if width < 30:
+        raise ValueError("the wide table needs a width of at least 30 columns")
     rng = np.random.default_rng(seed)
     latent = rng.standard_normal((n, factors))
     columns: dict[str, object] = {}
-    loadings = rng.uniform(0.5, 0.9, 60)
-    for j in range(60):  # numeric: loading on one factor, planted corr within a factor = l_i * l_j
+    loadings = rng.uniform(0.5, 0.9, width // 2)
+    for j in range(width // 2):  # numeric: loading on one factor, planted corr within a factor = l_i * l_j
         noise = np.sqrt(1 - loadings[j] ** 2) * rng.standard_normal(n)
         columns[f"num_{j:02d}"] = loadings[j] * latent[:, j % factors] + noise
-    for j in range(40):  # categorical: a noisy factor cut into 3-6 levels
+    for j in range(width // 3):  # categorical: a noisy factor cut into 3-6 levels
         levels = 3 + j % 4
         noisy = latent[:, j % factors] + 0.5 * rng.standard_normal(n)
         cuts = np.quantile(noisy, np.linspace(0, 1, levels + 1)[1:-1])
         columns[f"cat_{j:02d}"] = np.array([f"L{k}" for k in range(levels)], dtype=object)[np.searchsorted(cuts, noisy)]
-    for j in range(12):
+    for j in range(width // 10):
         columns[f"flag_{j:02d}"] = latent[:, j % factors] + rng.standard_normal(n) > 0.5
-    for j in range(8):
+    for j in range(width // 15):
         columns[f"when_{j:02d}"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(
             np.round(latent[:, j % factors] * 60 + 400 + 20 * rng.standard_normal(n)), unit="D"
         )
@@ -189,7 +194,7 @@ def _share_above(threshold: float, variance: float) -> float:
     return float(norm.sf(threshold / np.sqrt(variance)))
 
 
-DATASETS: dict[str, Callable[[int], BenchTable]] = {
+DATASETS: dict[str, Callable[..., BenchTable]] = {
     "adult": adult,
     "events": events,
     "customers": customers,

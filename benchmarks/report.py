@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -83,11 +84,16 @@ def append_markdown(
         "mean absolute error of the planted facts (`truth error`; the real training part's own error, its "
         "sampling noise, is given under each table).\n",
     ]
+    settings = {r["system"]: r["params"] for r in results if r.get("params")}
+    if settings:
+        listed = "; ".join(f"{name} `{json.dumps(params, sort_keys=True)}`" for name, params in settings.items())
+        parts.append(f"Settings other than the defaults (capped training budgets): {listed}.\n")
     for dataset in dict.fromkeys(r["dataset"] for r in results):
         rows = [r for r in results if r["dataset"] == dataset]
         reference = next((r for r in rows if r["status"] == "ok"), None)
         noise = f"; truth error of the real training part: {_num(truth_error(reference, 'real'))}" if reference else ""
-        parts.append(f"\n### {dataset} ({rows[0]['rows']:,} rows{noise})\n\n{dataset_table(rows)}")
+        shape = f"{rows[0]['rows']:,} rows" + (f" × {rows[0]['columns']} columns" if "columns" in rows[0] else "")
+        parts.append(f"\n### {dataset} ({shape}{noise})\n\n{dataset_table(rows)}")
     parts.append(
         f"\n### Ours against the peers, same run (fit × < 1: faster; Δquality > 0: better)\n\n{ratio_table(results)}"
     )

@@ -33,6 +33,9 @@ def test_the_stress_tables_have_what_they_promise() -> None:
     _, schema = infer_schema(customers)
     assert schema["customer_id"].kind.value == "id" and schema["email"].kind.value == "pii"
     assert load("wide", rows=100).frame.shape[1] >= 100
+    narrow = load("wide", rows=2_000, width=60)  # quick mode's form keeps the planted facts' columns
+    frame, _ = infer_schema(narrow.frame, target=narrow.target)
+    assert narrow.frame.shape[1] == 60 and all(abs(t.statistic(frame) - t.planted) < 0.08 for t in narrow.truths)
 
 
 def test_a_pair_runs_in_a_child_and_reports_every_measure() -> None:
@@ -109,3 +112,13 @@ def test_a_capped_peer_is_extrapolated_and_marked_as_such(tmp_path: Path) -> Non
     append_markdown(tmp_path / "B.md", [row], env, "cmd", "full", tmp_path / "r.jsonl", None)
     text = (tmp_path / "B.md").read_text()
     assert "2.0 s per epoch" in text and "**extrapolated** (not measured) fit at 300 epochs: 600 s" in text
+
+
+def test_quick_mode_caps_only_registered_generators_with_valid_settings() -> None:
+    from benchmarks.run import MODES
+    from generators.registry import GENERATORS, create
+
+    for name, params in MODES["quick"].capped.items():
+        assert name in GENERATORS
+        config = create(name, params).config
+        assert all(getattr(config, key) == value for key, value in params.items())
