@@ -10,15 +10,21 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
+comma := ,
+
 .PHONY: demo test lint setup bench bench-full clean
 
 setup: $(STAMP)
 
 # torch first, pinned: the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
-$(STAMP): pyproject.toml
+define install
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[$(1)]"
+endef
+
+$(STAMP): pyproject.toml
+	$(call install,dev)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,9 +36,10 @@ test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 # The peers (SDV, BSL-licensed) and matplotlib live in the `bench` extra only, never in the product.
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e ".[dev,bench]"
-	touch $(BENCH_STAMP)
+# One resolution of everything (a fresh clone's `make bench` skips installing the product twice).
+$(BENCH_STAMP): pyproject.toml
+	$(call install,dev$(comma)bench)
+	touch $(STAMP) $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m benchmarks.run --mode quick
