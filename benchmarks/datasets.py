@@ -156,7 +156,7 @@ def customers(seed: int, n: int = 30_000, towns: int = 40_000) -> BenchTable:
 
 def wide(seed: int, n: int = 10_000, factors: int = 5, width: int = 120) -> BenchTable:
     """`width` (120) mixed columns driven by 5 latent factors: a planted correlation structure across kinds.
-    Half the columns are numeric, a third categorical, a tenth boolean, a fifteenth datetime."""
+    Half the columns are numeric, a third categorical, a tenth boolean, a fifteenth datetime (rounded down)."""
     if width < 30:
         raise ValueError("the wide table needs a width of at least 30 columns")
     rng = np.random.default_rng(seed)

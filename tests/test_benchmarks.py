@@ -35,7 +35,7 @@ def test_the_stress_tables_have_what_they_promise() -> None:
     assert load("wide", rows=100).frame.shape[1] >= 100
     narrow = load("wide", rows=2_000, width=40)  # quick mode's form keeps the planted facts' columns
     frame, _ = infer_schema(narrow.frame, target=narrow.target)
-    assert narrow.frame.shape[1] == 40 and all(abs(t.statistic(frame) - t.planted) < 0.08 for t in narrow.truths)
+    assert 35 <= narrow.frame.shape[1] <= 40 and all(abs(t.statistic(frame) - t.planted) < 0.08 for t in narrow.truths)
 
 
 def test_a_pair_runs_in_a_child_and_reports_every_measure() -> None:
