@@ -10,9 +10,11 @@ from generators import ColumnKind, ColumnSpec, Schema, create
 from generators.base import Generator
 
 
-def _table(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, Schema]:
+@pytest.fixture(scope="module")
+def table() -> tuple[pd.DataFrame, Schema]:
     """Two correlated numbers (one skewed, one with a spike at zero), a category whose levels sit at
     non-monotone heights of `y` (frequency order says nothing about them) and an independent number."""
+    n, seed = 3000, 0
     rng = np.random.default_rng(seed)
     z = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], n)
     x = np.exp(z[:, 0])
@@ -31,11 +33,6 @@ def _table(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, Schema]:
         )
     )
     return frame, schema
-
-
-@pytest.fixture(scope="module")
-def table() -> tuple[pd.DataFrame, Schema]:
-    return _table()
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,10 @@ from generators.rbm import _RBM, contrastive_gradients, free_energy, pseudo_log_
 FAST = {"steps": 400, "hidden": 24, "learning_rate": 0.01, "burn_in": 20, "thinning": 2}
 
 
-def _table(n: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, Schema]:
+@pytest.fixture(scope="module")
+def table() -> tuple[pd.DataFrame, Schema]:
     """`kind` decides `tier` (one level each) and shifts `score`; `noise` is independent of both."""
+    n, seed = 1000, 0
     rng = np.random.default_rng(seed)
     kind = rng.choice(list("abc"), n, p=[0.5, 0.3, 0.2])
     tier = np.array([{"a": "low", "b": "mid", "c": "high"}[k] for k in kind], dtype=object)
@@ -35,11 +37,6 @@ def _table(n: int = 1000, seed: int = 0) -> tuple[pd.DataFrame, Schema]:
         )
     )
     return frame, schema
-
-
-@pytest.fixture(scope="module")
-def table() -> tuple[pd.DataFrame, Schema]:
-    return _table()
 
 
 @pytest.fixture(scope="module")
