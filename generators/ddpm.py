@@ -31,7 +31,7 @@ from torch import nn
 
 from generators.base import Generator
 from generators.encoder import Condition, Span
-from generators.nn import EarlyStopping, init_weights, mlp, split_rows
+from generators.nn import EarlyStopping, init_weights, mlp, split_rows, update_average
 from generators.schema import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -378,9 +378,7 @@ class TabularDiffusion(Generator):
             loss.backward()
             optimiser.step()
             schedule.step()
-            with torch.no_grad():
-                for a, p in zip(average.parameters(), model.parameters(), strict=True):
-                    a.lerp_(p, 1 - cfg.ema_decay)
+            update_average(average, model, cfg.ema_decay)
             if (step + 1) % every and step + 1 < steps:
                 continue
             with torch.no_grad():

@@ -37,6 +37,7 @@ from generators.nn import (
     init_weights,
     mlp,
     split_rows,
+    update_average,
 )
 from generators.schema import BadInputError
 
@@ -395,14 +396,3 @@ class FidelityProxy:
         tvd = self.spans.T @ (self._joint(x) - self.target).abs() @ self.spans / 2  # span x span
         shapes = float(tvd[self.shapes].mean())
         return 0.5 * shapes + 0.5 * float(tvd[self.pairs].mean()) if bool(self.pairs.any()) else shapes
-
-
-def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """Move `average`'s floating-point weights and statistics towards `model`'s by 1 - `decay`."""
-    with torch.no_grad():
-        pairs = [
-            (a, m)
-            for a, m in zip(average.state_dict().values(), model.state_dict().values(), strict=True)
-            if a.dtype.is_floating_point
-        ]
-        torch._foreach_lerp_([a for a, _ in pairs], [m for _, m in pairs], 1 - decay)

@@ -303,6 +303,18 @@ def train(
     return epoch
 
 
+def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
+    """Move `average`'s floating-point weights and statistics towards `model`'s by 1 - `decay`, in one
+    fused kernel (an exponential moving average of the weights, as gan and ddpm keep)."""
+    with torch.no_grad():
+        pairs = [
+            (a, m)
+            for a, m in zip(average.state_dict().values(), model.state_dict().values(), strict=True)
+            if a.dtype.is_floating_point
+        ]
+        torch._foreach_lerp_([a for a, _ in pairs], [m for _, m in pairs], 1 - decay)
+
+
 class ConditionVector:
     """CTGAN's conditional vector: a one-hot slot for every value of every discrete column (each category
     of a categorical column; false/true of a boolean), where columns not conditioned on stay all zero.
