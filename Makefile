@@ -12,9 +12,17 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 comma := ,
 
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
 .PHONY: demo test lint setup bench bench-full clean
 
 setup: $(STAMP)
+
+# Debian's Chromium: the report's browser test opens the page in it (offline, headless).
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	$(SUDO) apt-get install -y -q --no-install-recommends chromium
 
 # torch first, pinned: the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 define install
@@ -31,11 +39,11 @@ demo: $(STAMP)
 	$(BIN)/synthgate run
 
 # One torch/OpenMP thread: the tests' tensors are tiny, and a second thread spin-waiting on a busy 2-core
-# machine makes them minutes instead of seconds.
-test: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+# machine makes them minutes instead of seconds. The browser test must run, not skip, here.
+test: $(STAMP) $(CHROMIUM)
+	SYNTHGATE_BROWSER=required OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
-# The peers (SDV, BSL-licensed) and matplotlib live in the `bench` extra only, never in the product.
+# The peers (SDV, BSL-licensed) live in the `bench` extra only, never in the product.
 # One resolution of everything (a fresh clone's `make bench` skips installing the product twice).
 $(BENCH_STAMP): pyproject.toml
 	$(call install,dev$(comma)bench)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
@@ -59,6 +60,31 @@ def run(
         outcome = run_flow(settings, verbose)
     show_outcome(outcome)
     raise typer.Exit(EXIT_PUBLISHED if outcome.published else EXIT_REFUSED)
+
+
+@app.command()
+def evaluate(
+    train: Annotated[Path, typer.Option(help="The real rows the synthetic table was made from (CSV or Parquet)")],
+    holdout: Annotated[Path, typer.Option(help="Real rows from the same population, never used to make it")],
+    synthetic: Annotated[Path, typer.Option(help="The synthetic table to judge, from synthgate or any tool")],
+    target: Annotated[str | None, typer.Option(help="Target column for the utility check [default: inferred]")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for manifest.json, report.html and the Data Docs")] = Path(
+        "evaluation"
+    ),
+    config: Annotated[Path | None, typer.Option(help="YAML with `gate:` thresholds, `columns:` overrides, `seed:`")]
+    = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the whole gate (fidelity and privacy) on three tables. Exit 0 pass, 3 refused, 2 bad input."""
+    from flows.evaluate import evaluate_tables, read_tables
+
+    with user_errors(verbose):
+        settings = load_config(config, target=target)
+        tables = read_tables(train, holdout, synthetic, settings)
+        with progress_from_logs(verbose):
+            evaluation = evaluate_tables(tables, out, settings)
+    show_verdict(evaluation.manifest["gate"], "passed" if evaluation.verdict.passed else "refused", evaluation.out)
+    raise typer.Exit(EXIT_PUBLISHED if evaluation.verdict.passed else EXIT_REFUSED)
 
 
 @app.command()
@@ -130,17 +156,29 @@ def run_flow(settings: RunConfig, verbose: bool) -> Any:
 
 def show_outcome(outcome: Any) -> None:
     """The verdict and where to find the release or the refusal."""
-    verdict = outcome.manifest["gate"]
-    colour = "green" if outcome.published else "red"
-    word = "published" if outcome.published else "refused"
-    stdout.print(f"[bold {colour}]{word}[/] {outcome.path}  (report: {outcome.path / 'report.html'})", soft_wrap=True)
+    show_verdict(outcome.manifest["gate"], "published" if outcome.published else "refused", outcome.path)
+
+
+def show_verdict(gate: dict[str, Any], word: str, path: Path) -> None:
+    """The verdict, the failed checks by name (or the headline checks when all passed), and the report."""
+    colour = "green" if gate["passed"] else "red"
+    stdout.print(f"[bold {colour}]{word}[/] {path}  (report: {path / 'report.html'})", soft_wrap=True)
+    failed = [c for c in gate["checks"] if not c["passed"]]
+    shown = failed or [c for c in gate["checks"] if "[" not in c["name"]]
     checks = RichTable(box=None, header_style="bold")
     for column in ("check", "value", "threshold", "verdict"):
         checks.add_column(column)
-    for check in verdict["checks"]:
+    for check in shown:
         mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
-        checks.add_row(check["name"], f"{check['value']:.4g}", f"{check['threshold']:.4g}", mark)
+        rule = f"{check['comparison']} {_number(check['threshold'])}"
+        checks.add_row(escape(check["name"]), _number(check["value"]), rule, mark)
     stdout.print(checks)
+    stdout.print(f"{len(gate['checks']) - len(failed)} of {len(gate['checks'])} checks passed", highlight=False)
+
+
+def _number(value: Any) -> str:
+    """A check's value as short text; NaN reaches the manifest as null and reads as n/a."""
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def schema_table(schema: Schema, title: str) -> RichTable:

@@ -19,18 +19,33 @@ _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class GateConfig(BaseModel):
-    """Thresholds of the release gate; every check compares one measured value against one of these."""
+    """Thresholds of the release gate; every check compares one measured value against one of these
+    (`flows.gate.GateThresholds` says what each one means and why its default)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     min_quality: float = Field(0.75, ge=0, le=1, description="sdmetrics QualityReport score at least this")
+    min_diagnostic: float = Field(0.999, ge=0, le=1, description="sdmetrics DiagnosticReport score at least this")
+    max_fidelity_errors: int = Field(0, ge=0, description="columns or pairs sdmetrics may fail to score")
+    min_column_shape: float = Field(0.75, ge=0, le=1, description="every column's shape score at least this")
+    min_pair_trend: float = Field(0.60, ge=0, le=1, description="every strongly associated pair's trend score")
+    max_null_drift: float = Field(0.05, ge=0, le=1, description="change of any column's null fraction at most")
+    min_category_coverage: float = Field(1.0, ge=0, le=1, description="share of common categories kept")
+    min_utility_ratio: float = Field(0.80, ge=0, description="synthetic-trained / real-trained score at least")
+    max_pii_leaks: int = Field(0, ge=0, description="real id/PII values found in the output at most")
     max_dcr_share: float = Field(
-        0.60, gt=0.5, le=1, description="share of synthetic rows closer to train than to holdout at most this"
+        0.55, gt=0.5, le=1, description="share of synthetic rows closer to train than to holdout at most this"
     )
     exact_match_tolerance: float = Field(
         0.005, ge=0, le=1, description="exact-copy rate may exceed the holdout's own rate by at most this"
     )
-    max_fidelity_errors: int = Field(0, ge=0, description="columns or pairs sdmetrics may fail to score")
+    max_nndr_low_share: float = Field(0.08, gt=0, le=1, description="rows sitting on one training record")
+    max_subset_dcr_share: float = Field(0.56, gt=0.5, le=1, description="worst column subset's DCR share")
+    max_membership_auc: float = Field(0.55, gt=0.5, le=1, description="membership-inference AUC at most this")
+    max_isolated_reproduced: int = Field(0, ge=0, description="isolated training records reproduced at most")
+    max_singling_out_risk: float = Field(0.02, ge=0, le=1, description="singling-out risk (lower 95% bound)")
+    max_linkability_risk: float = Field(0.02, ge=0, le=1, description="linkability risk (lower 95% bound)")
+    max_inference_risk: float = Field(0.15, ge=0, le=1, description="attribute-inference risk (lower 95% bound)")
 
     def thresholds(self) -> GateThresholds:
         return GateThresholds(**self.model_dump())
@@ -56,6 +71,9 @@ class RunConfig(BaseModel):
     )
     columns: dict[str, str | dict[str, Any]] = Field(
         default_factory=dict, description="schema overrides: column -> kind, or column -> {kind: ..., ...}"
+    )
+    privacy_budget: float | None = Field(
+        None, gt=0, description="total epsilon this dataset may spend over all its releases (needs a DP generator)"
     )
     gate: GateConfig = GateConfig()
 

@@ -11,10 +11,11 @@ from typing import Any
 from flows.config import RunConfig
 from flows.gate import Verdict
 from flows.ingest import Table
-from privacy.distance import PrivacyResult
-from validation.fidelity import FidelityResult
+from privacy.audit import PrivacyAudit
+from validation.audit import FidelityAudit
 
 _VERSIONED = ("synthgate", "torch", "sdmetrics", "prefect", "pandas", "pyarrow", "great-expectations")
+EXPECTATIONS_DOCS = "expectations"  # the release's sub-folder holding GX's Data Docs
 
 
 def build_manifest(
@@ -22,8 +23,8 @@ def build_manifest(
     config: RunConfig,
     table: Table,
     generator: dict[str, Any],
-    fidelity: FidelityResult,
-    privacy: PrivacyResult,
+    fidelity: FidelityAudit,
+    privacy: PrivacyAudit,
     verdict: Verdict,
     timings: dict[str, float],
     split: dict[str, int],
@@ -36,19 +37,88 @@ def build_manifest(
         "source": table.source.to_dict(),
         "split": {**split, "holdout_fraction": config.holdout, "seed": config.seed},
         "sampling": {"rebalance": config.rebalance},
-        "metrics": {
-            "fidelity": {
-                "quality": fidelity.quality,
-                "column_shapes": fidelity.column_shapes,
-                "column_pair_trends": fidelity.column_pair_trends,
-            },
-            "privacy": {k: v for k, v in asdict(privacy).items() if not isinstance(v, dict | list | tuple)},
-        },
-        "timings": {key: round(value, 3) for key, value in timings.items()},
-        "gate": verdict.to_dict(),
-        "schema": table.schema.to_dict(),
+        **evidence(fidelity, privacy, verdict, timings),
+        "schema": _public_schema(table, private=generator.get("differential_privacy") is not None),
         "versions": versions(),
     }
+
+
+def _public_schema(table: Table, private: bool) -> dict[str, Any]:
+    """The schema as the release states it. Under differential privacy the categories and bounds inferred
+    from the data are left out: they are facts about the real rows that no privacy budget paid for."""
+    schema = table.schema.to_dict()
+    if private:
+        for spec in schema["columns"].values():
+            spec.pop("categories", None)
+            spec.pop("bounds", None)
+    return schema
+
+
+def evidence(
+    fidelity: FidelityAudit, privacy: PrivacyAudit, verdict: Verdict, timings: dict[str, float]
+) -> dict[str, Any]:
+    """The manifest's `metrics`, `timings` and `gate`: what was measured, how long it took, what was decided."""
+    quality = fidelity.quality
+    utility = fidelity.utility
+    attacks = privacy.attacks
+    risks = {
+        f"{label}_{key}": value
+        for label, attack in (("singling_out", attacks.singling_out),
+                              ("singling_out_univariate", attacks.singling_out_univariate),
+                              ("linkability", attacks.linkability), ("inference", attacks.inference))
+        for key, value in (("risk", attack.risk), ("risk_low", attack.risk_ci[0]), ("risk_high", attack.risk_ci[1]),
+                           ("attack_rate", attack.attack_rate), ("control_rate", attack.control_rate))
+    }
+    every_timing = {**timings, **fidelity.timings, **privacy.timings}
+    return {
+        "metrics": {
+            "fidelity": {
+                "quality": quality.quality,
+                "column_shapes": quality.column_shapes,
+                "column_pair_trends": quality.column_pair_trends,
+                "diagnostic": fidelity.diagnostic,
+                "expectations_evaluated": fidelity.expectations.evaluated,
+                "expectations_failed": len(fidelity.expectations.failed),
+            },
+            "utility": None if utility is None else {**asdict(utility), "ratio": utility.ratio},
+            "privacy": {
+                "pii_leaks": privacy.pii.leaked_cells,
+                **_flat(asdict(privacy.distances)),
+                **risks,
+                "inference_column": attacks.inference_column,
+            },
+        },
+        "timings": {key: round(value, 3) for key, value in every_timing.items()},
+        "gate": verdict.to_dict(),
+    }
+
+
+def report_details(fidelity: FidelityAudit) -> dict[str, Any]:
+    """What the report shows beyond the manifest: per-column and per-pair scores, figures, GX outcomes."""
+    outcomes = sorted(fidelity.expectations.outcomes, key=lambda o: o.success)
+    return {
+        "column_shapes": fidelity.quality.per_column,
+        "pair_trends": fidelity.quality.per_pair,
+        "figures": fidelity.figures,
+        "expectations": [{"name": o.name, "success": o.success, "observed": o.observed} for o in outcomes],
+        "expectations_docs": f"{EXPECTATIONS_DOCS}/index.html" if fidelity.expectations.docs_index else None,
+    }
+
+
+def _flat(values: dict[str, Any]) -> dict[str, Any]:
+    """Numbers and names as they are, a (low, high) interval as `_low`/`_high`, column lists joined; the
+    elapsed time goes to `timings`, not here."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "elapsed_s":
+            continue
+        if key.endswith("_ci"):
+            flat[f"{key[:-3]}_low"], flat[f"{key[:-3]}_high"] = value
+        elif isinstance(value, tuple):
+            flat[key] = ", ".join(map(str, value))
+        else:
+            flat[key] = value
+    return flat
 
 
 def versions() -> dict[str, str]:

@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -95,14 +96,19 @@ def publish_release(
     render_report: Callable[[dict[str, Any]], str],
     *,
     attachments: Mapping[str, tuple[str, Callable[[Path], None]]] | None = None,
+    folders: Mapping[str, Path] | None = None,
+    on_commit: Callable[[], None] | None = None,
     rows_per_part: int = 500_000,
 ) -> Path:
     """Write a release (parquet parts, manifest.json, report.html) atomically and point `CURRENT` at it.
 
     `attachments` maps a manifest key to (path in the release, writer of that file), e.g. the trained
     model: `{"model": ("model/generator.pt", model.save)}`; each lands in the manifest as
-    `{key: {path, sha256}}`. The manifest is completed with `release_id`, `dataset`, `rows` and `files`
-    before it is written; the caller's dict is left as it was. Returns the release folder.
+    `{key: {path, sha256}}`. `folders` maps a path in the release to a folder copied there whole (GX's
+    Data Docs). `on_commit` runs with the dataset's lock held, before anything is written (the privacy
+    ledger records the release there: a crash after it over-counts the budget, never under-counts it).
+    The manifest is completed with `release_id`, `dataset`, `rows` and `files` before it is written; the
+    caller's dict is left as it was. Returns the release folder.
     """
     if rows_per_part < 1:
         raise ValueError(f"rows_per_part must be at least 1, got {rows_per_part}")
@@ -117,10 +123,13 @@ def publish_release(
         completed.update(rows=len(synthetic), files=files)
         for key, (relative, write) in (attachments or {}).items():
             completed[key] = _attach(staging, relative, write)
+        _copy_folders(staging, folders or {})
         _write_manifest_and_report(staging, completed, render_report)
 
     with _dataset_lock(dataset_dir):
         _clean_stale_locked(dataset_dir)
+        if on_commit is not None:
+            on_commit()
         _publish_folder(dataset_dir, final, fill)
         _write_current(dataset_dir, release_id)
     log.info("published %s release %s (%d rows) at %s", dataset, release_id, len(synthetic), final)
@@ -133,16 +142,22 @@ def record_refusal(
     run_id: str,
     manifest: dict[str, Any],
     render_report: Callable[[dict[str, Any]], str],
+    *,
+    folders: Mapping[str, Path] | None = None,
 ) -> Path:
-    """Keep the manifest and report of a refused run under `refused/<run_id>/`; no synthetic data."""
+    """Keep the manifest and report of a refused run under `refused/<run_id>/`; no synthetic data.
+    `folders` as for `publish_release`."""
     dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
     final = dataset_dir / REFUSED / _safe(run_id, "run_id")
     completed = _completed(manifest, run_id=run_id, dataset=dataset)
     with _dataset_lock(dataset_dir):
         _clean_stale_locked(dataset_dir)
-        _publish_folder(
-            dataset_dir, final, lambda staging: _write_manifest_and_report(staging, completed, render_report)
-        )
+
+        def fill(staging: Path) -> None:
+            _copy_folders(staging, folders or {})
+            _write_manifest_and_report(staging, completed, render_report)
+
+        _publish_folder(dataset_dir, final, fill)
     log.warning("refused %s run %s; manifest and report kept at %s", dataset, run_id, final)
     return final
 
@@ -214,7 +229,7 @@ def _write_parts(
     table = pa.Table.from_pandas(frame, preserve_index=False)
     provenance = {
         META_RELEASE_ID: str(manifest["release_id"]).encode(),
-        META_GENERATOR: json.dumps(_jsonable(manifest["generator"]), sort_keys=True).encode(),
+        META_GENERATOR: json.dumps(jsonable(manifest["generator"]), sort_keys=True).encode(),
         META_SOURCE_SHA256: str(manifest["source"]["sha256"]).encode(),
     }
     table = table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance})
@@ -241,11 +256,23 @@ def _attach(staging: Path, relative: str, write: Callable[[Path], None]) -> dict
     return {"path": relative, "sha256": sha256_file(path)}
 
 
+def _copy_folders(staging: Path, folders: Mapping[str, Path]) -> None:
+    """Copy each folder into the release at its path, every file fsynced (folders are fsynced later)."""
+    for relative, source in folders.items():
+        if Path(relative).is_absolute() or ".." in Path(relative).parts:
+            raise ValueError(f"folder path must stay inside the release: {relative}")
+        shutil.copytree(source, staging / relative)
+        for path in (staging / relative).rglob("*"):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    os.fsync(f.fileno())
+
+
 def _write_manifest_and_report(
     staging: Path, manifest: dict[str, Any], render_report: Callable[[dict[str, Any]], str]
 ) -> None:
     """The report is rendered from exactly what manifest.json holds, so the two never disagree."""
-    plain = _jsonable(manifest)
+    plain = jsonable(manifest)
     text = json.dumps(plain, indent=2, allow_nan=False) + "\n"
     _write_durably(staging / MANIFEST, lambda f: f.write(text.encode("utf-8")))
     page = render_report(plain)
@@ -262,6 +289,22 @@ def _write_current(dataset_dir: Path, release_id: str) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(dataset_dir)
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Replace `path` with `text` whole: a temp file beside it, fsynced, renamed over it, the folder fsynced.
+    Readers see the old content or the new one, never a torn file; a crash leaves the old one."""
+    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _write_durably(path: Path, write: Callable[[BinaryIO], object]) -> None:
@@ -281,14 +324,14 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     """Plain, strict JSON: numpy values to Python ones, dates to ISO text, NaN/inf to null."""
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return _jsonable(value.tolist())
+        return jsonable(value.tolist())
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, datetime | date):

@@ -1,19 +1,26 @@
 """The release report: one self-contained HTML page a data steward reads and signs off on.
 
-Verdict first, then the scores behind it, then the facts to trace it (schema, generator, source,
-timings, versions). The page has no scripts and loads nothing from anywhere, so it opens offline and
-can be archived next to the data. Each section is a small function returning an HTML fragment ("" when
-it has nothing to show); every value from the manifest is escaped.
+Verdict first, then the scores behind it (figures, gate checks, expectations, utility, privacy, per
+column), then the facts to trace it (timings, schema, generator, source, versions). The page has no
+scripts and loads nothing from anywhere: figures are embedded as `data:` URIs, and the only link is a
+relative one to the Data Docs written beside it, so it opens offline and can be archived next to the
+data. Each section is a small function returning an HTML fragment ("" when it has nothing to show);
+every value from the manifest is escaped.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import logging
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 # (label, path in manifest["metrics"], how to read it)
 _SCORES: tuple[tuple[str, tuple[str, str], str], ...] = (
@@ -24,17 +31,42 @@ _SCORES: tuple[tuple[str, tuple[str, str], str], ...] = (
     ("Exact-copy rate", ("privacy", "exact_match_rate"), "rows copied from the real table; lower is better"),
 )
 
+# Gate-check groups by name prefix, in the order the page shows them; other prefixes follow under "Other".
+_CHECK_GROUPS = (("fidelity", "Fidelity"), ("expectations", "Expectations"), ("utility", "Utility"),
+                 ("privacy", "Privacy"))
+
+_PRIVACY_LABELS = {
+    "pii_leaks": "Real PII values found in the synthetic table (cells)",
+    "dcr_share": "Synthetic rows nearer to training than to unseen rows (share; about 0.5 is ideal)",
+    "dcr_p_value": "p-value of the DCR share against 0.5",
+    "exact_match_rate": "Synthetic rows that copy a training row exactly (rate)",
+    "holdout_exact_match_rate": "Unseen real rows that copy a training row exactly (baseline rate)",
+    "elapsed_s": "Time to compute the distances (s)",
+    "inference_column": "Column the attribute-inference attack guesses",
+}
+_ATTACKS = {"singling_out": "Singling-out attack", "linkability": "Linkability attack",
+            "inference": "Attribute-inference attack"}
+_ATTACK_FIGURES = {"risk": "risk", "attack_rate": "success rate", "control_rate": "success rate on control rows"}
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
 _CSS = """
 :root { --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #f6f8fa; --ok: #1a7f37; --ok-bg: #dafbe1;
   --bad: #cf222e; --bad-bg: #ffebe9; --accent: #0969da; }
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--ink); line-height: 1.45;
   font: 15px/1.45 -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
-main { max-width: 980px; margin: 0 auto; padding: 24px; }
+main { max-width: 1080px; margin: 0 auto; padding: 24px; }
 header h1 { margin: 0; font-size: 1.5rem; }
 header p { margin: 4px 0 0; color: var(--muted); }
 section { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 16px 20px; margin: 16px 0; }
 h2 { font-size: 1.1rem; margin: 0 0 12px; }
+h3 { font-size: 0.95rem; margin: 16px 0 6px; }
+figure { margin: 0 0 16px; }
+figure img { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+figcaption { color: var(--muted); font-size: 0.85rem; margin-top: 4px; text-align: center; }
+tr.failed td { background: var(--bad-bg); }
+a { color: var(--accent); }
 code { font: 0.9em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; overflow-wrap: anywhere; }
 .verdict { border-width: 2px; }
 .verdict.pass { background: var(--ok-bg); border-color: var(--ok); }
@@ -52,6 +84,10 @@ table { width: 100%; border-collapse: collapse; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; }
 th { color: var(--muted); font-weight: 600; font-size: 0.85rem; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.nowrap { white-space: nowrap; }
+table.checks { table-layout: fixed; }
+table.checks th:nth-child(2), table.checks th:nth-child(3) { width: 8em; text-align: right; }
+table.checks th:nth-child(4) { width: 6em; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 0.8rem; font-weight: 700; }
 .badge.pass { background: var(--ok-bg); color: var(--ok); }
 .badge.fail { background: var(--bad-bg); color: var(--bad); }
@@ -64,14 +100,26 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 
 
 def render_report(manifest: Mapping[str, Any], *, details: Mapping[str, Any] | None = None) -> str:
-    """The whole page for a published or refused run; `details` adds per-column tables (column → score)."""
+    """The whole page for a published or refused run.
+
+    `details` (each key optional) adds what the manifest does not hold: `figures` (title → PNG bytes),
+    `expectations` (list of {name, success, observed}), `expectations_docs` (relative link to the Data
+    Docs), `column_shapes` and `pair_trends` (column or "a|b" pair → score).
+    """
     gate = manifest.get("gate") or {}
+    metrics = manifest.get("metrics") or {}
+    details = details or {}
     sections = [
         _header(manifest),
         _verdict(gate),
-        _scores(manifest.get("metrics") or {}),
+        _scores(metrics),
+        _figures(details.get("figures")),
         _gate_checks(gate),
-        _per_column(details or {}),
+        _expectations(details.get("expectations"), details.get("expectations_docs")),
+        _utility(metrics.get("utility")),
+        _privacy(metrics.get("privacy")),
+        _per_column(details),
+        _timings(manifest.get("timings")),
         _schema(manifest.get("schema")),
         _provenance(manifest),
     ]
@@ -103,7 +151,7 @@ def _verdict(gate: Mapping[str, Any]) -> str:
     failed = [c for c in gate.get("checks", []) if not c.get("passed")]
     reasons = "".join(
         f"<li><strong>{_e(c.get('label') or _label(c.get('name', '?')))}</strong> was {_e(_fmt(c.get('value')))}"
-        f" (threshold {_e(_fmt(c.get('threshold')))})</li>"
+        f" (must be {_e(_rule(c))})</li>"
         for c in failed
     )
     because = (
@@ -117,33 +165,175 @@ def _verdict(gate: Mapping[str, Any]) -> str:
 
 
 def _scores(metrics: Mapping[str, Any]) -> str:
+    def score(group: str, key: str) -> Any:
+        values = metrics.get(group)
+        return values.get(key) if isinstance(values, Mapping) else None
+
     cards = "".join(
         f'<div class="card"><div class="name">{_e(label)}</div>'
-        f'<div class="value">{_e(_percent((metrics.get(group) or {}).get(key)))}</div>'
+        f'<div class="value">{_e(_percent(score(group, key)))}</div>'
         f'<div class="hint">{_e(hint)}</div></div>'
         for label, (group, key), hint in _SCORES
     )
     return f'<section><h2>Scores</h2><div class="cards">{cards}</div></section>'
 
 
+def _figures(figures: Any) -> str:
+    """Each figure (title → PNG bytes) embedded as a data URI; anything that is not a PNG is left out."""
+    if not isinstance(figures, Mapping):
+        return ""
+    shown = []
+    for title, png in figures.items():
+        if not isinstance(png, bytes) or not png.startswith(_PNG_MAGIC):
+            logger.warning("report: figure %r is not PNG bytes; left out", title)
+            continue
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        shown.append(f'<figure><img src="{uri}" alt="{_e(title)}"><figcaption>{_e(title)}</figcaption></figure>')
+    return f"<section><h2>Figures</h2>{''.join(shown)}</section>" if shown else ""
+
+
 def _gate_checks(gate: Mapping[str, Any]) -> str:
-    checks = gate.get("checks") or []
+    """Every check with its value and rule, one table per family (fidelity, expectations, utility, privacy)."""
+    checks = [c for c in gate.get("checks") or [] if isinstance(c, Mapping)]
     if not checks:
         return ""
-    rows = "".join(
-        f"<tr><td>{_e(c.get('label') or _label(c.get('name', '?')))} "
-        f"<code class='muted'>{_e(c.get('name', ''))}</code></td>"
-        f"<td class='num'>{_e(_fmt(c.get('value')))}</td><td class='num'>{_e(_fmt(c.get('threshold')))}</td>"
-        f"<td>{_badge(bool(c.get('passed')))}</td></tr>"
-        for c in checks
+    groups: dict[str, list[Mapping[str, Any]]] = {title: [] for _, title in _CHECK_GROUPS}
+    prefixes = dict(_CHECK_GROUPS)
+    for check in checks:
+        groups.setdefault(prefixes.get(str(check.get("name", "")).split(".")[0], "Other"), []).append(check)
+    tables = "".join(
+        f"<h3>{_e(title)}</h3>"
+        f"{_table(('Check', 'Value', 'Rule', 'Result'), ''.join(map(_check_row, group)), 'checks')}"
+        for title, group in groups.items()
+        if group
     )
-    return f"<section><h2>Gate checks</h2>{_table(('Check', 'Value', 'Threshold', 'Result'), rows)}</section>"
+    return f"<section><h2>Gate checks</h2>{tables}</section>"
+
+
+def _check_row(check: Mapping[str, Any]) -> str:
+    passed = bool(check.get("passed"))
+    name = str(check.get("name", ""))
+    label = check.get("label") or _label(name)
+    words = "" if label == name else f"{_e(label)} "
+    return (
+        f"{_tr(passed)}<td>{words}<code class='muted'>{_e(name)}</code></td>"
+        f"<td class='num'>{_e(_fmt(check.get('value')))}</td><td class='num'>{_e(_rule(check))}</td>"
+        f"<td>{_badge(passed)}</td></tr>"
+    )
+
+
+def _rule(check: Mapping[str, Any]) -> str:
+    """`≥ 0.75`: the check's comparison and threshold (the threshold alone when no comparison is given)."""
+    sign = {">=": "≥ ", "<=": "≤ "}.get(str(check.get("comparison")), "")
+    return sign + _fmt(check.get("threshold"))
+
+
+def _expectations(outcomes: Any, docs: Any) -> str:
+    """The Great Expectations suite's outcomes, failed first, with a link to the Data Docs beside the report."""
+    if not isinstance(outcomes, list | tuple) or not outcomes:
+        return ""
+    items = [o for o in outcomes if isinstance(o, Mapping)]
+    ordered = sorted(items, key=lambda o: bool(o.get("success")))
+    failed = sum(not o.get("success") for o in items)
+    rows = "".join(
+        f"{_tr(bool(o.get('success')))}<td><code>{_e(o.get('name', '?'))}</code></td>"
+        f"<td>{_e(_fmt(o.get('observed')))}</td><td>{_badge(bool(o.get('success')))}</td></tr>"
+        for o in ordered
+    )
+    summary = f"{len(items) - failed} of {len(items)} expectations met."
+    link = _relative_link(docs)
+    more = f" <a href=\"{_e(link)}\">Full Data Docs</a>" if link else ""
+    return (
+        f"<section><h2>Expectations</h2><p class='muted'>{_e(summary)}{more}</p>"
+        f"{_table(('Expectation', 'Observed', 'Result'), rows)}</section>"
+    )
+
+
+def _relative_link(target: Any) -> str | None:
+    """A link only to a file beside the report: no scheme, no host, no absolute path, no way up."""
+    if not isinstance(target, str) or not target:
+        return None
+    if re.match(r"^(?:[a-z][a-z0-9+.-]*:|/|\\)", target, flags=re.IGNORECASE) or ".." in target.split("/"):
+        logger.warning("report: expectations docs link %r is not a relative path; left out", target)
+        return None
+    return target
+
+
+def _utility(utility: Any) -> str:
+    """Train-on-synthetic, test-on-real against train-on-real: how useful the release is for a model."""
+    if not isinstance(utility, Mapping) or not utility:
+        return (
+            "<section><h2>Machine-learning utility</h2>"
+            "<p class='muted'>No target column: utility was not measured.</p></section>"
+        )
+    ratio = _number(utility.get("ratio"))
+    items = {
+        "Target column": utility.get("target"),
+        "Task": utility.get("task"),
+        "Metric": utility.get("metric"),
+        "Model trained on real rows": utility.get("real_score"),
+        "Model trained on synthetic rows": utility.get("synthetic_score"),
+        "Ratio synthetic / real": utility.get("ratio"),
+    }
+    rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in items.items() if v is not None)
+    note = (
+        f"A model trained on the synthetic rows scores {_percent(ratio)} of one trained on the real rows "
+        "(both tested on real rows never trained on)."
+        if ratio is not None
+        else "The ratio could not be computed."
+    )
+    return (
+        f"<section><h2>Machine-learning utility</h2><p>{_e(note)}</p>"
+        f"<table><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _privacy(privacy: Any) -> str:
+    """Every privacy figure of the manifest, named in words."""
+    if not isinstance(privacy, Mapping) or not privacy:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(_privacy_label(str(name)))} <code class='muted'>{_e(name)}</code></td>"
+        f"<td class='num'>{_e(_fmt(value))}</td></tr>"
+        for name, value in privacy.items()
+    )
+    return f"<section><h2>Privacy</h2>{_table(('Measure', 'Value'), rows)}</section>"
+
+
+def _privacy_label(name: str) -> str:
+    if name in _PRIVACY_LABELS:
+        return _PRIVACY_LABELS[name]
+    for attack, words in _ATTACKS.items():
+        for figure, what in _ATTACK_FIGURES.items():
+            if name == f"{attack}_{figure}":
+                return f"{words}: {what}"
+    return _label(name)
 
 
 def _per_column(details: Mapping[str, Any]) -> str:
-    """One bar table per `{column: number}` mapping in `details`, worst column first."""
-    tables = [_bar_table(_label(name), scores) for name, scores in details.items() if isinstance(scores, Mapping)]
+    """Bar tables of the per-column shape and per-pair trend scores, worst first."""
+    tables = [
+        _bar_table(title, details[key])
+        for key, title in (("column_shapes", "Column shapes"), ("pair_trends", "Column pair trends"))
+        if isinstance(details.get(key), Mapping) and details[key]
+    ]
     return f"<section><h2>Per column</h2><div class='grid2'>{''.join(tables)}</div></section>" if tables else ""
+
+
+def _timings(timings: Any) -> str:
+    """Seconds per step, with bars against the slowest."""
+    if not isinstance(timings, Mapping):
+        return ""
+    seconds = {str(k): n for k, v in timings.items() if (n := _number(v)) is not None}
+    if not seconds:
+        return ""
+    scale = max([*seconds.values(), 1e-9])
+    rows = "".join(
+        f"<tr><td>{_e(_label(name.removesuffix('_s')))}</td><td class='num'>{_e(_fmt(value))} s</td>"
+        f"<td><div class='bar'><span style='width:{100 * max(value, 0.0) / scale:.1f}%'></span></div></td></tr>"
+        for name, value in seconds.items()
+    )
+    return f"<section><h2>Timings</h2><table><tbody>{rows}</tbody></table></section>"
 
 
 def _bar_table(title: str, scores: Mapping[str, Any]) -> str:
@@ -170,8 +360,8 @@ def _schema(schema: Mapping[str, Any] | None) -> str:
     if schema.get("target"):
         summary += f"; target column {schema['target']}"
     rows = "".join(
-        f"<tr><td><code>{_e(name)}</code></td><td>{_e(spec.get('kind', ''))}</td>"
-        f"<td><code>{_e(spec.get('dtype', ''))}</code></td>"
+        f"<tr><td class='nowrap'><code>{_e(name)}</code></td><td>{_e(spec.get('kind', ''))}</td>"
+        f"<td class='nowrap'><code>{_e(spec.get('dtype', ''))}</code></td>"
         f"<td>{'yes' if spec.get('nullable') else 'no'}</td><td>{_e(_column_facts(spec))}</td></tr>"
         for name, spec in columns.items()
     )
@@ -202,7 +392,8 @@ def _column_facts(spec: Mapping[str, Any]) -> str:
 
 
 def _provenance(manifest: Mapping[str, Any]) -> str:
-    """Where the release came from and what made it: enough to reproduce or audit it."""
+    """Where the release came from and what made it: enough to reproduce or audit it (timings have their own
+    section)."""
     generator = manifest.get("generator") or {}
     release = {
         "rows": manifest.get("rows"),
@@ -210,14 +401,12 @@ def _provenance(manifest: Mapping[str, Any]) -> str:
         "release_id": manifest.get("release_id"),
         "run_id": manifest.get("run_id"),
     }
-    timings = {k: f"{_fmt(v)} s" for k, v in (manifest.get("timings") or {}).items() if v is not None}
     tables = [
         _kv_table(
             "Generator", {**{k: v for k, v in generator.items() if k != "params"}, **(generator.get("params") or {})}
         ),
         _kv_table("Source", manifest.get("source") or {}),
         _kv_table("Release", release),
-        _kv_table("Timings", timings),
         _kv_table("Versions", manifest.get("versions") or {}),
     ]
     return f"<section><h2>Provenance</h2><div class='grid2'>{''.join(tables)}</div>{_files(manifest)}</section>"
@@ -235,10 +424,11 @@ def _files(manifest: Mapping[str, Any]) -> str:
     return f"<h3>Files</h3>{_table(('Path', 'Rows', 'sha256'), rows)}"
 
 
-def _table(headers: tuple[str, ...], rows: str) -> str:
+def _table(headers: tuple[str, ...], rows: str, css_class: str = "") -> str:
     """A table from its header names and its already-rendered, already-escaped rows."""
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    opening = f"<table class='{css_class}'>" if css_class else "<table>"
+    return f"{opening}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def _kv_table(title: str, items: Mapping[str, Any]) -> str:
@@ -248,6 +438,11 @@ def _kv_table(title: str, items: Mapping[str, Any]) -> str:
         if value is not None
     )
     return f"<div><h3>{_e(title)}</h3><table><tbody>{rows}</tbody></table></div>" if rows else ""
+
+
+def _tr(passed: bool) -> str:
+    """A row's opening tag, tinted when it reports a failure."""
+    return "<tr>" if passed else "<tr class='failed'>"
 
 
 def _badge(passed: bool) -> str:

@@ -11,8 +11,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows import ledger
 from flows.config import RunConfig
+from flows.gate import BudgetUse
 from flows.ingest import load_table, read_source
+from flows.manifest import EXPECTATIONS_DOCS
 from flows.publish import MANIFEST, publish_release, record_refusal
 from flows.report import render_report
 from generators.base import Generator
@@ -76,24 +79,52 @@ def rebalance_values(schema: Schema, column: str) -> list[object]:
 
 
 def describe_generator(model: Generator, config: RunConfig) -> dict[str, Any]:
-    """The manifest's `generator` entry: the full hyper-parameters used, defaults included."""
-    return {"name": config.generator, "params": asdict(model.config), "seed": config.seed, "device": str(model.device_)}
+    """The manifest's `generator` entry: the full hyper-parameters used, defaults included, and the
+    differential-privacy budget the fit spent (None without DP)."""
+    return {"name": config.generator, "params": asdict(model.config), "seed": config.seed,
+            "device": str(model.device_), "differential_privacy": model.privacy_spent_}
+
+
+def budget_use(config: RunConfig, model: Generator) -> BudgetUse | None:
+    """The release against the dataset's privacy budget, when one is configured; a fit without DP asks
+    for an unbounded epsilon, so a dataset with a budget refuses it."""
+    if config.privacy_budget is None:
+        return None
+    requested = float(model.privacy_spent_["epsilon"]) if model.privacy_spent_ else float("inf")
+    return BudgetUse(ledger.spent(config.out, config.dataset), requested, config.privacy_budget)
 
 
 def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: dict[str, Any],
-            details: dict[str, Any], model: Generator) -> RunOutcome:
-    """Publish when the gate passed, with the trained model (shareable form) beside the data; otherwise
-    keep only the manifest and report under `refused/`."""
+            details: dict[str, Any], model: Generator, docs_dir: Path | None) -> RunOutcome:
+    """Publish when the gate passed, with the trained model (shareable form) and GX's Data Docs beside the
+    data, and the spent epsilon recorded in the dataset's ledger; otherwise keep only the manifest, report
+    and Data Docs under `refused/`."""
     def report(final: dict[str, Any]) -> str:
         return render_report(final, details=details)
 
+    folders = {EXPECTATIONS_DOCS: docs_dir} if docs_dir is not None and any(docs_dir.iterdir()) else {}
     if manifest["gate"]["passed"]:
         attachments = {"model": (MODEL_PATH, lambda path: model.save(path, shareable=True))}
         path = publish_release(config.out, config.dataset, run_id, synthetic, manifest, report,
-                               attachments=attachments)
+                               attachments=attachments, folders=folders,
+                               on_commit=lambda: spend_budget(config, run_id, model))
         return RunOutcome(True, path, manifest)
-    path = record_refusal(config.out, config.dataset, run_id, manifest, report)
+    path = record_refusal(config.out, config.dataset, run_id, manifest, report, folders=folders)
     return RunOutcome(False, path, manifest)
+
+
+def spend_budget(config: RunConfig, run_id: str, model: Generator) -> None:
+    """With the dataset locked: check the budget again (another run may have spent it since the gate) and
+    record this release's epsilon."""
+    spent = model.privacy_spent_
+    if not spent:
+        return
+    if config.privacy_budget is not None:
+        check = ledger.check_budget(config.out, config.dataset, float(spent["epsilon"]), config.privacy_budget)
+        if not check.allowed:
+            raise BadInputError(f"privacy budget of {config.dataset} exhausted by a concurrent release "
+                                f"(spent {check.spent:g} of {check.budget:g})")
+    ledger.record_release(config.out, config.dataset, run_id, float(spent["epsilon"]), float(spent["delta"]))
 
 
 def score_source(model_path: Path, source: Path) -> pd.DataFrame:

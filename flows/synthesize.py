@@ -5,23 +5,27 @@ Tasks neither persist results nor cache: the private frames they pass each other
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.artifacts import publish_artifacts
 from flows.config import RunConfig
 from flows.gate import judge
 from flows.ingest import load_table
-from flows.manifest import build_manifest
+from flows.manifest import build_manifest, report_details
 from flows.publish import new_run_id
 from flows.split import split_holdout
-from flows.steps import RunOutcome, describe_generator, release, sample_synthetic, train_generator
-from privacy.distance import evaluate_privacy
-from validation.fidelity import evaluate_fidelity
+from flows.steps import RunOutcome, budget_use, describe_generator, release, sample_synthetic, train_generator
+from privacy.audit import audit_privacy
+from validation.audit import audit_fidelity
+from validation.utility import infer_target
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,9 +40,10 @@ ingest = private_task(load_table, "ingest")
 split = private_task(split_holdout, "split")
 train = private_task(train_generator, "train")
 sample = private_task(sample_synthetic, "sample")
-validate = private_task(evaluate_fidelity, "validate")
-check_privacy = private_task(evaluate_privacy, "privacy")
+validate = private_task(audit_fidelity, "validate")
+check_privacy = private_task(audit_privacy, "privacy")
 gate = private_task(judge, "gate")
+report_artifacts = private_task(publish_artifacts, "artifacts")
 publish = private_task(release, "publish")
 
 
@@ -53,22 +58,26 @@ def synthesize(config: RunConfig) -> RunOutcome:
         model = train(train_part, table.schema, config)
     with _timed(timings, "sample_s"):
         synthetic = sample(model, config.rows or len(table.frame), config.rebalance, config.seed)
-    with _timed(timings, "validate_s"):
-        fidelity = validate(train_part, synthetic, table.schema)
-        privacy = check_privacy(train_part, holdout, synthetic, table.schema)
-    verdict = gate(fidelity, privacy, config.gate.thresholds())
-    timings["total_s"] = time.perf_counter() - started
-    manifest = build_manifest(
-        config=config,
-        table=table,
-        generator=describe_generator(model, config),
-        fidelity=fidelity,
-        privacy=privacy,
-        verdict=verdict,
-        timings=timings,
-        split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
-    )
-    return publish(config, run_id, synthetic, manifest, {"column_shapes": fidelity.per_column}, model)
+    with tempfile.TemporaryDirectory(prefix="synthgate-docs-") as docs:
+        with _timed(timings, "validate_s"):
+            fidelity = validate(train_part, holdout, synthetic, table.schema, target=infer_target(table.schema),
+                                docs_dir=Path(docs), seed=config.seed)
+        with _timed(timings, "privacy_s"):
+            privacy = check_privacy(train_part, holdout, synthetic, table.schema, seed=config.seed)
+        verdict = gate(fidelity, privacy, config.gate.thresholds(), budget_use(config, model), config.rebalance)
+        timings["total_s"] = time.perf_counter() - started
+        manifest = build_manifest(
+            config=config,
+            table=table,
+            generator=describe_generator(model, config),
+            fidelity=fidelity,
+            privacy=privacy,
+            verdict=verdict,
+            timings=timings,
+            split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
+        )
+        report_artifacts(manifest)
+        return publish(config, run_id, synthetic, manifest, report_details(fidelity), model, Path(docs))
 
 
 @contextmanager

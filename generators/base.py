@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from generators.encoder import Condition, TabularEncoder
+from generators.encoder import Condition, EncoderPrivacy, TabularEncoder
 from generators.schema import BadInputError, Schema
 
 logger = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class Generator(abc.ABC):
         self.config = config if config is not None else self.config_class()
         self.seed = seed
         self.device = device
+        self.privacy_spent_: dict[str, Any] | None = None  # what a differentially private fit spent
 
     def fit(self, df: pd.DataFrame, schema: Schema) -> Self:
         """Fit the encoder, then the model on the encoded training frame."""
@@ -70,7 +71,8 @@ class Generator(abc.ABC):
             raise BadInputError("nothing to learn: every column is id, pii or text")
         started = time.perf_counter()
         self.device_ = resolve_device(self.device)
-        self.encoder_ = TabularEncoder().fit(df, schema, seed=self.seed)
+        self.privacy_spent_ = None
+        self.encoder_ = TabularEncoder().fit(df, schema, seed=self.seed, privacy=self._encoder_privacy())
         x = self.encoder_.transform(df).to(self.device_)
         self._fit(x, self._torch_generator(self.seed))
         logger.info(
@@ -128,6 +130,7 @@ class Generator(abc.ABC):
                 "device": self.device,
                 "encoder": encoder.to_state(shareable),
                 "model": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in self._state().items()},
+                "privacy": self.privacy_spent_,
             },
             path,
         )
@@ -154,8 +157,13 @@ class Generator(abc.ABC):
         )
         model.device_ = resolve_device(model.device)
         model.encoder_ = TabularEncoder.from_state(state["encoder"])
+        model.privacy_spent_ = state.get("privacy")
         model._load_state({k: v.to(model.device_) if torch.is_tensor(v) else v for k, v in state["model"].items()})
         return model
+
+    def _encoder_privacy(self) -> EncoderPrivacy | None:
+        """The budget the encoder may spend on its statistics when the fit is differentially private."""
+        return None
 
     @abc.abstractmethod
     def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:

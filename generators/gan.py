@@ -28,7 +28,8 @@ import torch
 from torch import nn
 
 from generators.base import Generator
-from generators.encoder import Condition, Span
+from generators.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
+from generators.encoder import Condition, EncoderPrivacy, Span
 from generators.nn import (
     ConditionVector,
     EarlyStopping,
@@ -48,8 +49,9 @@ _REFERENCE_BATCH = 500  # CTGAN's batch size, at which `learning_rate` applies
 
 
 @dataclass(frozen=True)
-class GanConfig:
-    """Hyper-parameters; the defaults need no tuning and scale with the table.
+class GanConfig(DPConfig):
+    """Hyper-parameters; the defaults need no tuning and scale with the table. With `dp_epsilon` set, see
+    `DPConfig` and `GanGenerator._fit_private`.
 
     Training runs `epochs` passes over the training rows in batches of `batch_size` (a multiple of `pac`;
     smaller on small tables), bounded to [`min_steps`, `max_steps`] optimiser steps, so small tables still
@@ -80,6 +82,7 @@ class GanConfig:
     value_bins: int = 10
 
     def __post_init__(self) -> None:
+        self.check_privacy("gan")
         sizes = (self.embedding_dim, self.pac, self.batch_size, self.epochs, *self.generator_dims, *self.critic_dims)
         if not self.generator_dims or not self.critic_dims or min(sizes) < 1:
             raise BadInputError("gan: embedding_dim, pac, batch_size, epochs and the layer sizes must be ≥ 1")
@@ -135,7 +138,13 @@ class GanGenerator(Generator):
     generator_: _Generator
     critic_: _Critic
 
+    def _encoder_privacy(self) -> EncoderPrivacy | None:
+        return self.config.encoder_privacy()
+
     def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        if self.config.dp_epsilon is not None:
+            self._fit_private(x, generator)
+            return
         cfg = self.config
         self._build(x.device)
         train, held_out = split_rows(x, cfg.held_out, generator)
@@ -182,6 +191,71 @@ class GanGenerator(Generator):
         self.steps_ = step
         self.held_out_distance_ = stopping.best
 
+    def _fit_private(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        """DP-SGD on the critic, the only network that reads real rows; the generator learns only through
+        the critic, so its updates are post-processing. What differs from `_fit`, and why:
+
+        - each step's real rows are a Poisson sample, and every real row is paired with one fake row made
+          under the real row's own value of a randomly picked discrete column; the pair's WGAN-GP loss,
+          gradient penalty included, depends on that row alone, so it is the unit whose gradient is
+          clipped (the penalty's double backward is exact per pair under `torch.func`, see `generators.dp`);
+        - the critic scores single rows: a PacGAN pack mixes rows, and adding one row would reshuffle
+          every pack after it, so `pac` is taken as 1;
+        - the generator's conditions, and the slot frequencies sampling draws from, come from the encoder's
+          noisy counts (training-by-sampling reads raw counts);
+        - a fixed number of steps and the final moving average of the generator are kept: stopping and
+          checkpoints chosen on held-out rows would spend budget."""
+        cfg = self.config
+        x = clamp_values(x, self._fitted_encoder().layout_)
+        self._build(x.device)
+        self.frequencies_ = noisy_slot_frequencies(self.conditions_, self._fitted_encoder().noisy_counts_, x.device)
+        for module in (self.generator_, self.critic_):
+            init_weights(module, generator)
+        average = copy.deepcopy(self.generator_).eval()
+        batch = min(cfg.batch_size, len(x))
+        steps = min(max(cfg.epochs * math.ceil(len(x) / batch), cfg.min_steps), cfg.max_steps)
+        plan = SgdPlan.plan(cfg, len(x), batch, steps)
+        lr = cfg.learning_rate * math.sqrt(batch / _REFERENCE_BATCH)
+        g_opt, c_adam = (
+            torch.optim.Adam(m.parameters(), lr, cfg.betas, weight_decay=cfg.weight_decay)
+            for m in (self.generator_, self.critic_)
+        )
+        c_opt = plan.optimiser(c_adam, generator)
+        logger.info(
+            "gan: DP-SGD on the critic, %d steps at sample rate %.4f, noise multiplier %.3f",
+            steps,
+            plan.sample_rate,
+            plan.noise_multiplier,
+        )
+
+        def pair_loss(critic: _Critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+            return critic_pair_loss(critic, real, fake, alpha, cfg.gradient_penalty)
+
+        for step in range(1, steps + 1):
+            rows = poisson_batch(x, plan.sample_rate, generator)
+            cond = self.conditions_.own_values(rows, generator)
+            fake = self._fake(cond, generator)[1].detach()
+            alpha = torch.rand(len(rows), 1, generator=generator, device=x.device)
+            grads = per_row_gradients(self.critic_, pair_loss, torch.cat([rows, cond], 1), fake, alpha)
+            private_step(c_opt, self.critic_, grads)
+            slots = torch.multinomial(self.frequencies_, batch, replacement=True, generator=generator)
+            cond = self.conditions_.one_hot(slots[:, None])
+            raw, fake = self._fake(cond, generator)
+            g_loss = -self.critic_(fake).mean() + conditional_loss(raw, cond, self.conditions_)
+            g_opt.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_opt.step()
+            update_average(average, self.generator_, min(cfg.ema, step / (step + 10)))
+        self.generator_ = average
+        self.critic_.eval()
+        self.steps_ = steps
+        self.privacy_spent_ = plan.spent(steps)
+
+    def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The generator's raw outputs under `cond`, and the fake rows with conditions as the critic reads them."""
+        raw = self.generator_(self._noise(cond, generator))
+        return raw, torch.cat([straight_through(raw, self.outputs_, self.config.temperature), cond], 1)
+
     def _step(
         self, train: torch.Tensor, batch: int, optimisers: Sequence[torch.optim.Optimizer], generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,7 +284,8 @@ class GanGenerator(Generator):
         self.conditions_ = ConditionVector(encoder.layout_, device)
         inputs = cfg.embedding_dim + self.conditions_.width
         self.generator_ = _Generator(inputs, cfg.generator_dims, encoder.width_).to(device)
-        self.critic_ = _Critic(encoder.width_ + self.conditions_.width, cfg.critic_dims, cfg.pac).to(device)
+        pac = 1 if cfg.dp_epsilon is not None else cfg.pac  # see `_fit_private`
+        self.critic_ = _Critic(encoder.width_ + self.conditions_.width, cfg.critic_dims, pac).to(device)
 
     def _noise(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn(len(cond), self.config.embedding_dim, generator=generator, device=cond.device)
@@ -277,6 +352,17 @@ def slot_frequencies(conditions: ConditionVector, x: torch.Tensor) -> torch.Tens
     return counts / totals[column].clamp_min(1) / max(conditions.columns, 1)
 
 
+def noisy_slot_frequencies(conditions: ConditionVector, counts: dict[str, Any], device: torch.device) -> torch.Tensor:
+    """`slot_frequencies` from the encoder's noisy counts (a DP fit's), uniform where a column's are all zero."""
+    shares = []
+    for span in conditions.spans:
+        column = torch.as_tensor(counts[span.column], dtype=torch.float32, device=device)
+        shares.append(column / column.sum() if column.sum() > 0 else torch.full_like(column, 1 / len(column)))
+    if not shares:
+        return torch.zeros(0, device=device)
+    return torch.cat(shares) / len(shares)
+
+
 def hard_outputs(logits: torch.Tensor, outputs: OutputLayout) -> torch.Tensor:
     """The encoded rows that raw generator outputs stand for, with no sampling: tanh values, 0/1 flags, and
     a one-hot of the largest logit of every group. Works on the transposed logits, group by group, so
@@ -318,6 +404,19 @@ def critic_loss(
     mixed = mixed.view_as(real).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
     return loss + penalty * (grad.view(packs, -1).norm(dim=1) - 1).square().mean()
+
+
+def critic_pair_loss(
+    critic: _Critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor, penalty: float
+) -> torch.Tensor:
+    """`critic_loss` of one (real, fake) pair (a critic with `pac` 1), summed, at interpolation `alpha`: the
+    unit a DP fit clips. The penalty's gradient is taken with `torch.func` so the pair's loss can itself be
+    differentiated per pair under `vmap`."""
+    loss = critic(fake).sum() - critic(real).sum()
+    if not penalty:
+        return loss
+    grad = torch.func.grad(lambda mixed: critic(mixed).sum())(torch.lerp(fake, real, alpha))
+    return loss + penalty * (grad.norm() - 1).square()
 
 
 def conditional_loss(raw: torch.Tensor, cond: torch.Tensor, conditions: ConditionVector) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch import nn
 
 from generators.base import Generator
 from generators.encoder import Condition, Span
-from generators.gmm import GaussianMixtureConfig, GaussianMixtureGenerator, _Mixture
+from generators.gmm import GaussianMixtureConfig, _Mixture, fit_mixture
 from generators.schema import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -361,6 +361,14 @@ class ConditionVector:
         out = torch.zeros(len(slots), self.width + 1, device=slots.device)
         return out.scatter_(1, torch.where(slots >= 0, slots, self.width), 1.0)[:, : self.width]
 
+    def own_values(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """For each row, the one-hot of its own value in a discrete column picked uniformly: a condition that
+        depends on that row alone (DP-SGD's unit), where training-by-sampling's is drawn from all rows' counts."""
+        if not self.columns:
+            return torch.zeros(len(x), 0, device=x.device)
+        column = torch.randint(self.columns, (len(x), 1), generator=generator, device=x.device)
+        return self.one_hot(self.slots(x).gather(1, column))
+
     def from_conditions(self, fixed: Sequence[Condition], n: int) -> torch.Tensor:
         """n copies of the condition vector asking for every `fixed` value at once."""
         slots = [int(self.offsets[self.spans.index(c.span)]) + c.index for c in fixed]
@@ -432,13 +440,22 @@ class LatentMixture:
         (Adult, 500 rows, codes at posterior means: DCR share 0.61 with 8 components, 0.54 with one).
         """
         cap = max(1, len(codes) // rows_per_component)
-        model = GaussianMixtureGenerator(GaussianMixtureConfig(components=tuple({min(k, cap) for k in components})))
-        model._fit(codes, generator)
-        joint = model.mixture_.log_joint(codes)
+        mixture = fit_mixture(codes, GaussianMixtureConfig(components=tuple({min(k, cap) for k in components})),
+                              generator)
+        joint = mixture.log_joint(codes)
         responsibilities = (joint - joint.logsumexp(dim=1, keepdim=True)).exp()
         mass = responsibilities.sum(dim=0).clamp_min(1e-12)
         values = values if values is not None else codes.new_zeros(len(codes), 0)
-        return cls(model.mixture_, (responsibilities.T @ values) / mass[:, None])
+        return cls(mixture, (responsibilities.T @ values) / mass[:, None])
+
+    @classmethod
+    def standard(cls, latent: int, condition_width: int, device: torch.device) -> LatentMixture:
+        """N(0, I), the prior itself: what a differentially private fit samples from, since a mixture fitted
+        to the training rows' codes would spend budget of its own."""
+        mixture = _Mixture(
+            torch.ones(1, device=device), torch.zeros(1, latent, device=device), torch.eye(latent, device=device)[None]
+        )
+        return cls(mixture, torch.ones(1, condition_width, device=device))
 
     def sample(self, n: int, generator: torch.Generator, condition: torch.Tensor | None = None) -> torch.Tensor:
         """n codes; given a `condition` vector (a 1 at every requested value), from components reweighted by

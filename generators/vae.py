@@ -25,7 +25,8 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import nn
 
-from generators.encoder import Condition
+from generators.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
+from generators.encoder import Condition, EncoderPrivacy
 from generators.nn import (
     ConditionVector,
     LatentCodeGenerator,
@@ -34,7 +35,9 @@ from generators.nn import (
     OutputLayout,
     SpreadDecoder,
     column_major,
+    init_weights,
     mlp,
+    schedule,
 )
 from generators.schema import BadInputError
 
@@ -42,9 +45,10 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class VAEConfig(LatentConfig):
+class VAEConfig(LatentConfig, DPConfig):
     """Hyper-parameters; the defaults need no tuning. Training and the latent mixture: see `LatentConfig`
-    (here training stops on the held-out ELBO).
+    (here training stops on the held-out ELBO). With `dp_epsilon` set, see `DPConfig` and
+    `VAEGenerator._fit_private`.
 
     `beta` weighs the KL term against reconstruction (TVAE's 1/2). A small latent space learns faster
     and better than TVAE's 128 at a fixed budget. `condition_dropout` is the share of each batch that
@@ -63,6 +67,7 @@ class VAEConfig(LatentConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_privacy(self.model)
         if self.beta <= 0:
             raise BadInputError("vae: beta must be > 0")
         if not 0.0 <= self.condition_dropout <= 1.0 or not 0.0 <= self.mean_share <= 1.0:
@@ -116,7 +121,13 @@ class VAEGenerator(LatentCodeGenerator):
     config: VAEConfig
     model_: _ConditionalVAE
 
+    def _encoder_privacy(self) -> EncoderPrivacy | None:
+        return self.config.encoder_privacy()
+
     def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        if self.config.dp_epsilon is not None:
+            self._fit_private(x, generator)
+            return
         cfg = self.config
         rows, held, batch, epochs = self._start(x, generator)
         sampler = ConditionVector(self.encoder_.layout_, self.device_).fit(rows)
@@ -140,6 +151,47 @@ class VAEGenerator(LatentCodeGenerator):
         values = self.conditions_.one_hot(self.conditions_.slots(x))
         self.prior_ = LatentMixture.fit(codes, generator, cfg.prior_components, values)
         logger.info("vae: sampling codes from a mixture of %d components", len(self.prior_.mixture.weights))
+
+    def _fit_private(self, x: torch.Tensor, generator: torch.Generator) -> None:
+        """DP-SGD on encoder and decoder, differing from `_fit` wherever it would spend budget unaccounted:
+        every row trains (early stopping on held-out rows would choose by their loss), for a fixed number
+        of steps as `schedule` plans them; a conditioned row's condition is its own value of a column
+        picked at random (training-by-sampling draws from all rows' counts), and codes are sampled from the
+        N(0, I) prior (the latent mixture is fitted to the training rows' codes)."""
+        cfg = self.config
+        x = clamp_values(x, self._fitted_encoder().layout_)
+        self._build(x.shape[1])
+        init_weights(self.model_, generator)
+        batch, epochs = schedule(len(x), cfg.steps, cfg.max_batch)
+        steps = epochs * max(1, round(len(x) / batch))
+        plan = SgdPlan.plan(cfg, len(x), batch, steps)
+        adam = torch.optim.Adam(self.model_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        decay = torch.optim.lr_scheduler.LambdaLR(adam, lambda step: 1 - step / (steps + 1))
+        optimiser = plan.optimiser(adam, generator)
+        logger.info(
+            "vae: DP-SGD, %d steps at sample rate %.4f, noise multiplier %.3f",
+            steps,
+            plan.sample_rate,
+            plan.noise_multiplier,
+        )
+
+        def row_loss(
+            model: _ConditionalVAE, row: torch.Tensor, seen: torch.Tensor, c: torch.Tensor, noise: torch.Tensor
+        ) -> torch.Tensor:
+            return _negative_elbo(model, self.layout_, row, seen, c, noise, cfg.beta).sum()
+
+        for _ in range(steps):
+            rows = poisson_batch(x, plan.sample_rate, generator)
+            c = self.conditions_.own_values(rows, generator)
+            c *= torch.rand(len(rows), 1, generator=generator, device=x.device) >= cfg.condition_dropout
+            noise = torch.randn(len(rows), cfg.latent, generator=generator, device=x.device)
+            noise *= torch.rand(len(rows), 1, generator=generator, device=x.device) >= cfg.mean_share
+            grads = per_row_gradients(self.model_, row_loss, rows, self.conditions_.hide(rows, c), c, noise)
+            private_step(optimiser, self.model_, grads)
+            decay.step()
+        self.model_.eval()
+        self.prior_ = LatentMixture.standard(cfg.latent, self.conditions_.width, self.device_)
+        self.privacy_spent_ = plan.spent(steps)
 
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         c = torch.zeros(n, self.conditions_.width, device=self.device_)

@@ -166,3 +166,17 @@ def test_high_cardinality_columns_have_bounded_width_and_keep_their_rare_levels(
     assert decoded[in_tail].nunique() > 2_000  # ... spread over its many rare levels, not collapsed
     with pytest.raises(BadInputError, match="too rare to condition on"):
         encoder.conditions({"town": frame["town"][in_tail].iloc[0]})
+
+
+def test_a_spike_decodes_to_exactly_its_value_whatever_the_generator_puts_beside_it() -> None:
+    """capital-gain is 0 on 92% of Adult's rows: a generator's slightly-off scalar must not smear that 0."""
+    rng = np.random.default_rng(0)
+    gains = np.where(rng.random(4_000) < 0.9, 0, rng.integers(1_000, 20_000, 4_000))
+    frame = pd.DataFrame({"gain": gains})
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1])
+    encoded = encoder.transform(frame).numpy()
+    encoded[:, 0] += rng.normal(0, 0.05, len(encoded))  # the scalar as a generator would get it: a bit off
+    decoded = encoder.inverse_transform(encoded, 0)["gain"].to_numpy()
+    assert ((decoded == 0) == (gains == 0)).mean() > 0.99  # the zeros stay exactly zero
+    restored = TabularEncoder.from_state(encoder.to_state())
+    pd.testing.assert_frame_equal(restored.inverse_transform(encoded, 0), encoder.inverse_transform(encoded, 0))

@@ -115,3 +115,42 @@ def test_utility_copes_with_high_cardinality_features_and_tells_copies_from_nois
     useless = evaluate_utility(train, holdout, broken, schema, "label")
     assert faithful.real_score > 0.8 and abs(faithful.ratio - 1) < 1e-9
     assert useless.synthetic_score < 0.65 < faithful.synthetic_score
+
+
+def test_drift_sees_added_nulls_and_a_merged_category_that_shape_scores_hide() -> None:
+    from validation.drift import column_drift
+
+    rng = np.random.default_rng(1)
+    n = 4_000
+    real = pd.DataFrame({"x": rng.normal(size=n), "level": rng.choice(["a", "b", "c", "rare"], n,
+                                                                        p=[0.6, 0.3, 0.0985, 0.0015])})
+    _, schema = infer_schema(real)
+    honest = real.sample(frac=1, random_state=2).reset_index(drop=True).iloc[:1_000]
+    clean = column_drift(real, honest, schema)
+    assert max(clean.null_drift.values()) < 0.01
+    # "rare" (6 rows) is expected 1.5 times in 1,000 rows: not held to coverage, so losing it is no fault.
+    assert clean.category_coverage == {"level": 1.0} and clean.missing_categories == {}
+
+    faulty = honest.copy()
+    faulty.loc[faulty.sample(frac=0.3, random_state=3).index, "x"] = np.nan
+    faulty["level"] = faulty["level"].replace({"c": "b"})
+    drift = column_drift(real, faulty, schema)
+    assert drift.null_drift["x"] == pytest.approx(0.3, abs=0.01)
+    assert drift.category_coverage["level"] == pytest.approx(2 / 3)
+    assert drift.missing_categories == {"level": ("c",)}
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ({"x": [1.0, 2.0], "label": ["y", "n"]}, "label"),  # a conventional label name
+        ({"x": [1.0, 2.0], "grade": ["a", "b"]}, "grade"),  # the last column, categorical with few classes
+        ({"grade": ["a", "b"], "x": [1.0, 2.0]}, None),  # the last column is numerical: nothing to infer
+    ],
+)
+def test_target_inference(columns: dict[str, list[object]], expected: str | None) -> None:
+    from validation.utility import infer_target
+
+    overrides = {name: "categorical" for name in ("grade", "label") if name in columns}
+    _, schema = infer_schema(pd.DataFrame(columns), overrides)
+    assert infer_target(schema) == expected

@@ -1,6 +1,9 @@
-"""Privacy distances: Gower against a brute-force reference, and planted leaks the checks must catch."""
+"""Privacy distances: Gower and the fold DCR against brute force, and planted leaks the checks must catch."""
 
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import numpy as np
 import pandas as pd
@@ -8,7 +11,7 @@ import pytest
 from conftest import make_mixed_frame, mixed_schema_for
 
 from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
-from privacy.distance import dcr_share, evaluate_privacy, exact_match_rate, gower_distance_chunks
+from privacy.distance import PrivacyConfig, distance_evidence, evaluate_privacy, exact_match_rate, gower_distance_chunks
 
 
 def _split(n: int, train: int, holdout: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, Schema]:
@@ -55,41 +58,125 @@ def test_gower_matches_brute_force_in_chunks(onehot_max_levels: int) -> None:
     np.testing.assert_allclose(got, _brute_force_gower(query, reference), atol=1e-5)
 
 
-def test_planted_leak_copied_training_rows() -> None:
-    train, holdout, _, schema = _split(1200, 900, 300)
-    result = evaluate_privacy(train, holdout, train, schema)
-    assert result.dcr_share > 0.99
-    assert result.dcr_p_value < 1e-6
-    assert result.exact_match_rate == 1.0
-    assert result.holdout_exact_match_rate == 0.0
-    assert len(result.chunk_seconds) == 2  # 900 rows in chunks of 512
+LEARNED = ["age", "income", "colour", "member", "city", "joined"]
+FAST = PrivacyConfig(half_subsets=2, small_subsets=1, subset_rows=300, resamples=100, isolated_k=5)
 
 
-def test_planted_leak_of_half_the_rows_is_seen_whole() -> None:
-    """Half the rows copied: expected share 0.70 at a 75/25 split. Subsampling train to the holdout's
-    size would see a third of the copies and expect 0.58, under the gate's 0.60."""
-    train, holdout, fresh, schema = _split(1800, 900, 300)
-    synthetic = pd.concat([fresh.iloc[:300], train.iloc[:300]], ignore_index=True)
-    assert 0.64 < dcr_share(train, holdout, synthetic, schema).share < 0.76
+def _noisy(frame: pd.DataFrame, scale: float, seed: int) -> pd.DataFrame:
+    """`frame` with Gaussian noise of `scale` times each numerical column's standard deviation."""
+    rng = np.random.default_rng(seed)
+    noise = {name: frame[name] + rng.normal(0, scale * frame[name].std(), len(frame)) for name in ["age", "income"]}
+    return frame.assign(**noise)
 
 
-def test_fresh_rows_from_the_population_sit_near_half() -> None:
-    train, holdout, fresh, schema = _split(1800, 900, 300)
-    result = evaluate_privacy(train, holdout, fresh, schema)
-    assert 0.42 < result.dcr_share < 0.58
-    assert result.dcr_p_value > 0.05
-    assert result.exact_match_rate == result.holdout_exact_match_rate == 0.0
+def test_fold_dcr_matches_brute_force_with_a_wrapped_last_fold() -> None:
+    train, holdout, fresh, schema = _split(160, 110, 40, seed=5)  # 3 folds of 40: the last wraps 10 rows
+    synthetic = pd.concat([fresh.iloc[:5], train.iloc[:5]], ignore_index=True)
+    evidence = distance_evidence(train, holdout, synthetic, schema, seed=7, config=FAST)
+    assert evidence.folds.shape == (3, 40)
+    assert sorted(set(evidence.folds.ravel())) == list(range(110))
+    assert all(len(set(fold)) == 40 for fold in evidence.folds)
+    real = pd.concat([train, holdout], ignore_index=True)
+    brute = _brute_force_gower(synthetic, real)  # ranges from all real rows, as in the evidence
+    to_holdout = brute[:, 110:].min(axis=1, keepdims=True)
+    to_folds = np.stack([brute[:, fold].min(axis=1) for fold in evidence.folds], axis=1)
+    expected = (to_folds < to_holdout) + 0.5 * np.isclose(to_folds, to_holdout, atol=1e-6)
+    np.testing.assert_allclose(evidence.fold_wins, expected)
+    first, second = np.sort(brute[:, :110], axis=1)[:, :2].T
+    np.testing.assert_allclose(evidence.synthetic_nndr, np.where(second > 0, first / second, 1.0), atol=1e-4)
 
 
-def test_a_tie_between_train_and_holdout_counts_by_their_share() -> None:
+def test_a_tie_between_fold_and_holdout_counts_half() -> None:
     schema = Schema(
         (ColumnSpec("x", ColumnKind.NUMERICAL, "float64"), ColumnSpec("c", ColumnKind.CATEGORICAL, "object"))
     )
-    train = pd.DataFrame({"x": [0.0, 0.0, 5.0, 9.0], "c": ["a", "a", "b", "b"]})
-    holdout = pd.DataFrame({"x": [0.0, 7.0, 8.0, 9.5], "c": ["a", "b", "b", "b"]})
-    synthetic = pd.DataFrame({"x": [0.0], "c": ["a"]})  # two copies in train, one in holdout
-    # The row scores 2/3, the train share of the records at its distance; sizes are equal (p0 = 0.5).
-    assert dcr_share(train, holdout, synthetic, schema).share == pytest.approx(2 / 3)
+    train = pd.DataFrame({"x": [0.0, 5.0, 9.0], "c": ["a", "b", "b"]})
+    holdout = pd.DataFrame({"x": [0.0, 7.0, 8.0], "c": ["a", "b", "b"]})
+    synthetic = pd.DataFrame({"x": [0.0, 9.0, 7.0], "c": ["a", "b", "b"]})  # a tie, a train copy, a holdout copy
+    config = dataclasses.replace(FAST, density_k=1, isolated_k=1)
+    evidence = distance_evidence(train, holdout, synthetic, schema, config=config)
+    np.testing.assert_array_equal(evidence.fold_wins[:, 0], [0.5, 1.0, 0.0])
+    assert evidence.dcr_share == 0.5
+
+
+def test_honest_rows_pass_every_distance_check() -> None:
+    train, holdout, fresh, schema = _split(3000, 1500, 750)
+    result = evaluate_privacy(train, holdout, fresh, schema, config=FAST)
+    assert 0.45 < result.dcr_share < 0.55
+    assert result.dcr_p_value > 0.01
+    assert result.exact_match_rate == result.holdout_exact_match_rate == 0.0
+    assert result.nndr_low_share < 0.1
+    assert result.subset_dcr_share < 0.6
+    assert len(result.subset_columns) in (3, 4)  # half of six learned columns, or a small subset of three
+    for auc, (low, high) in [
+        (result.membership_auc_distance, result.membership_auc_distance_ci),
+        (result.membership_auc_density, result.membership_auc_density_ci),
+    ]:
+        assert low <= auc <= high and low < 0.5 < high + 0.02
+    assert (result.isolated_k, result.isolated_reproduced) == (5, 0)
+
+
+def test_planted_leak_copied_training_rows() -> None:
+    train, holdout, _, schema = _split(1200, 900, 300)
+    result = evaluate_privacy(train, holdout, train, schema, config=FAST)
+    assert result.dcr_share == pytest.approx(0.5 + 0.5 / 3, abs=0.02)  # 1 on the copy's fold, 1/2 on two others
+    assert result.dcr_p_value < 1e-6
+    assert result.exact_match_rate == 1.0
+    assert result.holdout_exact_match_rate == 0.0
+    assert result.nndr_low_share > 0.9
+    assert result.membership_auc_distance > 0.9 and result.membership_auc_distance_ci[0] > 0.85
+    assert (result.isolated_reproduced, result.isolated_min_ratio) == (5, 0.0)
+
+
+def test_planted_leak_noisy_copies_are_caught_by_distances() -> None:
+    """Training rows with 1% noise on the numbers: no exact match, but DCR, NNDR and membership see them."""
+    train, holdout, _, schema = _split(1600, 1200, 400)
+    result = evaluate_privacy(train, holdout, _noisy(train.iloc[:800], 0.01, seed=1), schema, config=FAST)
+    assert result.exact_match_rate < 0.2  # only rows whose numbers are all null stay exact copies
+    assert result.dcr_share > 0.6 and result.dcr_p_value < 1e-6
+    assert result.nndr_low_share > 0.5
+    assert result.membership_auc_distance_ci[0] > 0.7
+    assert result.membership_auc_density_ci[0] > 0.55
+
+
+def test_planted_leak_of_the_most_isolated_rows_is_caught_by_the_outlier_check() -> None:
+    train, holdout, fresh, schema = _split(3000, 1500, 750)
+    honest = distance_evidence(train, holdout, fresh, schema, config=FAST)
+    planted = pd.concat([fresh, train.iloc[honest.isolated_rows]], ignore_index=True)
+    result = evaluate_privacy(train, holdout, planted, schema, config=FAST)
+    assert (result.isolated_k, result.isolated_reproduced, result.isolated_min_ratio) == (5, 5, 0.0)
+    assert result.dcr_share < 0.55  # five rows in 755: invisible to the average-case checks
+
+
+def test_a_copy_on_some_columns_shows_in_a_column_subset() -> None:
+    """Synthetic rows whose numbers come from training rows and whose categories are fresh."""
+    train, holdout, fresh, schema = _split(2400, 1200, 600)
+    synthetic = fresh.assign(**{name: train[name].iloc[:600].to_numpy() for name in ["age", "income", "joined"]})
+    config = dataclasses.replace(FAST, half_subsets=8, subset_rows=600)
+    result = evaluate_privacy(train, holdout, synthetic, schema, config=config)
+    assert result.subset_dcr_share > result.dcr_share + 0.1
+    assert {"age", "income", "joined"} <= set(result.subset_columns)
+
+
+def test_the_seed_fixes_every_number() -> None:
+    train, holdout, fresh, schema = _split(900, 450, 300)
+    first, again, other = (
+        dataclasses.replace(evaluate_privacy(train, holdout, fresh, schema, seed=seed, config=FAST), elapsed_s=0.0)
+        for seed in (3, 3, 4)
+    )
+    assert first == again
+    assert first != other
+
+
+def test_the_evidence_shapes_follow_the_split() -> None:
+    train, holdout, fresh, schema = _split(720, 500, 120)
+    evidence = distance_evidence(train, holdout, fresh.iloc[:90], schema, config=FAST)
+    n_folds = math.ceil(500 / 120)
+    assert evidence.fold_wins.shape == (90, n_folds)
+    assert evidence.member_to_synthetic.shape == evidence.holdout_to_synthetic.shape == (120, FAST.density_k)
+    assert np.all(np.diff(evidence.member_to_synthetic, axis=1) >= 0)
+    assert evidence.holdout_nndr.shape == evidence.holdout_radius.shape == (120,)
+    assert len(evidence.isolated_rows) == FAST.isolated_k and np.all(np.diff(evidence.isolation) <= 0)
 
 
 def test_exact_matches_survive_float_noise_and_zones_but_not_other_values(mixed_frame: pd.DataFrame) -> None:
@@ -110,12 +197,15 @@ def test_exact_matches_survive_float_noise_and_zones_but_not_other_values(mixed_
 def test_holdout_duplicates_set_the_baseline() -> None:
     train, holdout, fresh, schema = _split(1200, 600, 200)
     holdout = pd.concat([holdout.iloc[:190], train.iloc[:10]], ignore_index=True)
-    result = evaluate_privacy(train, holdout, fresh, schema)
+    result = evaluate_privacy(train, holdout, fresh, schema, config=FAST)
     assert result.holdout_exact_match_rate == pytest.approx(10 / 200)
     assert result.exact_match_rate == 0.0
 
 
-def test_empty_holdout_is_refused(mixed_frame: pd.DataFrame) -> None:
-    schema = mixed_schema_for(mixed_frame)
-    with pytest.raises(BadInputError, match="holdout"):
-        evaluate_privacy(mixed_frame, mixed_frame.iloc[:0], mixed_frame, schema)
+@pytest.mark.parametrize(
+    ("rows", "message"), [((200, 0, 50), "holdout"), ((100, 150, 50), "outnumber"), ((1, 1, 1), "at least 2")]
+)
+def test_unusable_splits_are_refused(mixed_frame: pd.DataFrame, rows: tuple[int, int, int], message: str) -> None:
+    train, holdout, synthetic = mixed_frame.iloc[: rows[0]], mixed_frame.iloc[: rows[1]], mixed_frame.iloc[: rows[2]]
+    with pytest.raises(BadInputError, match=message):
+        evaluate_privacy(train, holdout, synthetic, mixed_schema_for(mixed_frame))

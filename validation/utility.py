@@ -18,6 +18,9 @@ from generators.schema import BadInputError, ColumnKind, Schema
 logger = logging.getLogger(__name__)
 
 _MAX_LEVELS = 254
+# Names that mark a label column, and the most classes a last-column label may have, for `infer_target`.
+_TARGET_NAMES = ("target", "label", "class", "y", "outcome", "income", "churn", "default")
+_MAX_INFERRED_CLASSES = 20
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,26 @@ class UtilityResult:
     @property
     def ratio(self) -> float:
         return self.synthetic_score / self.real_score if self.real_score > 0 else float("nan")
+
+
+def infer_target(schema: Schema) -> str | None:
+    """The column a user most likely predicts, when none is configured: the schema's own target, else a
+    learned categorical or boolean column with a conventional label name, else the last column if it
+    is one with 2 to 20 classes (the UCI convention). None when nothing fits: utility is then skipped."""
+    if schema.target is not None:
+        return schema.target
+    labels = [s for s in schema.learned if _is_label(s.kind, s.categories)]
+    for spec in labels:
+        if spec.name.strip().lower() in _TARGET_NAMES:
+            return spec.name
+    last = schema.columns[-1]
+    return last.name if last in labels else None
+
+
+def _is_label(kind: ColumnKind, categories: tuple[object, ...] | None) -> bool:
+    if kind is ColumnKind.BOOLEAN:
+        return True
+    return kind is ColumnKind.CATEGORICAL and categories is not None and 2 <= len(categories) <= _MAX_INFERRED_CLASSES
 
 
 def evaluate_utility(
