@@ -22,7 +22,7 @@ setup: $(STAMP)
 # Debian's Chromium: the report's browser test opens the page in it (offline, headless).
 $(CHROMIUM):
 	$(SUDO) apt-get update -q
-	$(SUDO) apt-get install -y -q --no-install-recommends chromium
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 # torch first, pinned: the local CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 define install

@@ -38,9 +38,11 @@ _NAT = np.iinfo(np.int64).min
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """How columns are encoded; the defaults are CTGAN's."""
+    """How columns are encoded; the defaults are CTGAN's, but for `max_point_modes`: a numerical column with
+    at most that many distinct values gets one exact mode per value (0 turns this off)."""
 
     max_modes: int = 10
+    max_point_modes: int = 20
     mixture_subsample: int = 20_000
     min_mode_weight: float = 0.005
     em_iterations: int = 100
@@ -56,6 +58,8 @@ class EncoderConfig:
             )
         if not 0.0 <= self.min_mode_weight < 1.0:
             raise BadInputError("encoder: min_mode_weight must be in [0, 1)")
+        if self.max_point_modes < 0:
+            raise BadInputError("encoder: max_point_modes must be ≥ 0")
 
 
 @dataclass(frozen=True)
@@ -623,11 +627,18 @@ def fit_modes(
     cheap; a seeded subsample bounds the cost for continuous ones. Modes lighter than
     `min_mode_weight` are dropped. A constant (or empty) column gets one mode of unit spread.
     """
-    if x.size > config.mixture_subsample:
-        x = rng.choice(x, config.mixture_subsample, replace=False)
     values, counts = np.unique(x, return_counts=True)
     if values.size < 2:
         return np.array([values[0] if values.size else 0.0]), np.ones(1), np.ones(1)
+    if values.size <= config.max_point_modes:
+        # Few distinct values (a grade, a count of children): each is a mode of its own and decodes to exactly
+        # itself, so the column behaves like the categorical it nearly is (Adult's education-num).
+        weights = counts / counts.sum()
+        spread = float(np.sqrt(weights @ (values - weights @ values) ** 2))
+        return values.astype(np.float64), np.full(values.size, 1e-3 * spread), weights
+    if x.size > config.mixture_subsample:
+        x = rng.choice(x, config.mixture_subsample, replace=False)
+        values, counts = np.unique(x, return_counts=True)
     weights = counts / counts.sum()
     spread = float(np.sqrt(weights @ (values - weights @ values) ** 2))
     floor = (1e-3 * spread) ** 2

@@ -180,3 +180,18 @@ def test_a_spike_decodes_to_exactly_its_value_whatever_the_generator_puts_beside
     assert ((decoded == 0) == (gains == 0)).mean() > 0.99  # the zeros stay exactly zero
     restored = TabularEncoder.from_state(encoder.to_state())
     pd.testing.assert_frame_equal(restored.inverse_transform(encoded, 0), encoder.inverse_transform(encoded, 0))
+
+
+def test_a_column_of_few_values_gets_one_exact_mode_per_value() -> None:
+    """education-num's 16 grades: each its own mode, so a generator picks a grade like a category."""
+    rng = np.random.default_rng(1)
+    grades = rng.integers(1, 17, 3_000)
+    frame = pd.DataFrame({"grade": grades})
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1])
+    modes = next(span for span in encoder.layout_ if span.role == "mode")
+    assert modes.width == 16
+    encoded = encoder.transform(frame).numpy()
+    encoded[:, 0] = rng.uniform(-1, 1, len(encoded))  # whatever the scalar, the mode decides the value
+    np.testing.assert_array_equal(encoder.inverse_transform(encoded, 0)["grade"].to_numpy(), grades)
+    wide = TabularEncoder(EncoderConfig(max_point_modes=0)).fit(frame, infer_schema(frame)[1])
+    assert next(span for span in wide.layout_ if span.role == "mode").width == 10  # off: CTGAN's ten modes
