@@ -122,6 +122,24 @@ def test_a_run_publishes_the_contract(prefect_api: str, source: Path, tmp_path: 
     assert artifacts["adult-verdict"].type == "markdown" and "PUBLISHED" in str(artifacts["adult-verdict"].data)
     assert artifacts["adult-gate-checks"].type == "table"
     assert "privacy.membership_auc_distance" in str(artifacts["adult-gate-checks"].data)
+    _the_report_opens_offline_in_chromium(release / "report.html")
+
+
+def _the_report_opens_offline_in_chromium(report: Path) -> None:
+    """The published report itself, in headless Chromium: verdict shown, both figures loaded, and no request
+    beyond the file (the browser test proves the request log catches one that reaches out)."""
+    from test_report_browser import _require_chromium
+
+    from tests.browser import open_page
+
+    _require_chromium()
+    with open_page(report) as page:
+        images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth])")
+        verdict = page.evaluate("document.querySelector('.verdict .word').innerText")
+        requests = list(page.requests)
+    assert [url for url in requests if not url.startswith(("file:///", "data:"))] == []
+    assert verdict == "PUBLISHED"
+    assert len(images) == 2 and all(complete and width > 0 for complete, width in images), images
 
 
 def test_same_seed_same_rows_other_seed_other_rows(prefect_api: str, source: Path, tmp_path: Path) -> None:
