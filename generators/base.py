@@ -162,8 +162,10 @@ class Generator(abc.ABC):
         return model
 
     def _encoder_privacy(self) -> EncoderPrivacy | None:
-        """The budget the encoder may spend on its statistics when the fit is differentially private."""
-        return None
+        """The budget the encoder may spend on its statistics when the fit is differentially private: what
+        the config's `encoder_privacy()` says (DP configs have one, see `generators.dp.DPConfig`), else None."""
+        share = getattr(self.config, "encoder_privacy", None)
+        return share() if share is not None else None
 
     @abc.abstractmethod
     def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:

@@ -29,7 +29,7 @@ from torch import nn
 
 from generators.base import Generator
 from generators.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
-from generators.encoder import Condition, EncoderPrivacy, Span
+from generators.encoder import Condition, Span
 from generators.nn import (
     ConditionVector,
     EarlyStopping,
@@ -137,9 +137,6 @@ class GanGenerator(Generator):
     config: GanConfig
     generator_: _Generator
     critic_: _Critic
-
-    def _encoder_privacy(self) -> EncoderPrivacy | None:
-        return self.config.encoder_privacy()
 
     def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
         if self.config.dp_epsilon is not None:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from generators.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
-from generators.encoder import Condition, EncoderPrivacy
+from generators.encoder import Condition
 from generators.nn import (
     ConditionVector,
     LatentCodeGenerator,
@@ -120,9 +120,6 @@ class VAEGenerator(LatentCodeGenerator):
     config_class: ClassVar[type[Any]] = VAEConfig
     config: VAEConfig
     model_: _ConditionalVAE
-
-    def _encoder_privacy(self) -> EncoderPrivacy | None:
-        return self.config.encoder_privacy()
 
     def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
         if self.config.dp_epsilon is not None:
