@@ -24,8 +24,7 @@ def summary_markdown(manifest: Mapping[str, Any]) -> str:
     ]
     if failed:
         lines += ["## Failed checks", ""]
-        lines += [f"- **{c['label']}** (`{c['name']}`): {_fmt(c['value'])}, needs {c['comparison']} "
-                  f"{_fmt(c['threshold'])}" for c in failed]
+        lines += [f"- **{c['label']}** (`{c['name']}`): {_fmt(c['value'])}, needs {c['rule']}" for c in failed]
         lines.append("")
     lines += [
         "## Headline numbers",
@@ -39,13 +38,13 @@ def summary_markdown(manifest: Mapping[str, Any]) -> str:
     ]
     utility = manifest["metrics"].get("utility")
     if utility:
-        lines.append(f"| utility ratio ({utility['target']}) | {_fmt(utility['ratio'])} |")
+        lines.append(f"| utility: lift kept ({utility['target']}) | {_fmt(utility['lift_kept'])} |")
     return "\n".join(lines) + "\n"
 
 
 def check_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One row per gate check: name, label, value, comparison, threshold, passed."""
-    return [{k: check[k] for k in ("name", "label", "value", "comparison", "threshold", "passed")}
+    """One row per gate check: name, label, value, comparison, threshold, rule, passed."""
+    return [{k: check[k] for k in ("name", "label", "value", "comparison", "threshold", "rule", "passed")}
             for check in manifest["gate"]["checks"]]
 
 

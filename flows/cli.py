@@ -1,6 +1,8 @@
 """The `synthgate` command line: thin commands over the flow and the library.
 
-Exit codes: 0 published, 1 internal failure, 2 bad input or config (one line on stderr), 3 refused by the gate.
+Exit codes: 0 published, 1 internal failure, 2 bad input or config (one line on stderr), 3 refused by the gate,
+130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (129 SIGHUP): 128 + the signal, as shells report it.
+Unless `-v` is given, the terminal shows our own lines only: no library warning or log record.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,11 +24,20 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
-from flows.config import RunConfig, load_config
+from flows.config import AUTO_GENERATOR, RunConfig, load_config
 from generators.schema import BadInputError, Schema
 
 EXIT_PUBLISHED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
+EXIT_SIGNAL_BASE = 128  # exit code of a run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM)
 OUR_LOGGERS = ("flows", "generators", "validation", "privacy")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Unless -v: what keeps library noise off the terminal, here and in the processes we start (Prefect's server).
+QUIET_ENVIRONMENT = {
+    "PYTHONWARNINGS": "ignore",
+    "PREFECT_LOGGING_LEVEL": "CRITICAL",
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",  # whatever reaches Prefect's console handler
+    "PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL": "CRITICAL",
+}
 
 app = typer.Typer(
     name="synthgate",
@@ -99,12 +113,13 @@ def inspect(
 
     with user_errors(verbose):
         settings = load_config(config, source=source)
-        table = load_table(settings.source, settings.columns, settings.target)
+        table = load_table(settings.source, settings.columns, settings.target, settings.na_values)
     if as_yaml:
         kinds: dict[str, Any] = {"columns": {c.name: c.kind.value for c in table.schema}}
         stdout.print(yaml.safe_dump(kinds, sort_keys=False), end="", markup=False, highlight=False)
         return
     stdout.print(schema_table(table.schema, title=f"{table.source.uri}: {table.source.rows:,} rows"))
+    show_dropped(table.source.dropped)
 
 
 @app.command()
@@ -130,14 +145,16 @@ def score(
 
 @app.command()
 def generators() -> None:
-    """List the registered generators."""
-    from generators.registry import DEFAULT_GENERATOR, describe
+    """List the registered generators, and `auto`, which chooses one of them per table."""
+    from flows.select import SUMMARY
+    from generators.registry import describe
 
+    default = RunConfig.model_fields["generator"].default
     listing = RichTable(show_header=True, header_style="bold", box=None)
     listing.add_column("name")
     listing.add_column("description")
-    for key, summary in describe():
-        listing.add_row(key + (" (default)" if key == DEFAULT_GENERATOR else ""), summary)
+    for key, summary in [*describe(), (AUTO_GENERATOR, SUMMARY)]:
+        listing.add_row(key + (" (default)" if key == default else ""), summary)
     stdout.print(listing)
 
 
@@ -146,8 +163,6 @@ def run_flow(settings: RunConfig, verbose: bool) -> Any:
     from flows.steps import preflight
 
     preflight(settings)
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")  # the CLI reports; Prefect stays quiet
     from flows.synthesize import synthesize
 
     with progress_from_logs(verbose):
@@ -155,8 +170,21 @@ def run_flow(settings: RunConfig, verbose: bool) -> Any:
 
 
 def show_outcome(outcome: Any) -> None:
-    """The verdict and where to find the release or the refusal."""
+    """The verdict and where to find the release or the refusal, and after a refusal what to try."""
+    from flows.report import refusal_advice
+
     show_verdict(outcome.manifest["gate"], "published" if outcome.published else "refused", outcome.path)
+    advice = refusal_advice(outcome.manifest)
+    if advice:
+        stdout.print(escape(advice), soft_wrap=True, highlight=False)
+    show_dropped(outcome.manifest.get("source", {}).get("dropped") or {})
+
+
+def show_dropped(dropped: dict[str, str]) -> None:
+    """The source's columns left out of the model (and the release), so none goes missing unnoticed."""
+    if dropped:
+        listing = ", ".join(f"{name} ({why})" for name, why in dropped.items())
+        stdout.print(f"dropped {len(dropped)} column(s) no model can learn: {escape(listing)}", soft_wrap=True)
 
 
 def show_verdict(gate: dict[str, Any], word: str, path: Path) -> None:
@@ -201,33 +229,106 @@ def schema_table(schema: Schema, title: str) -> RichTable:
     return listing
 
 
+class Interrupted(KeyboardInterrupt):
+    """A stop signal raised in the main thread as the KeyboardInterrupt it is treated like on the way out:
+    no `except Exception` swallows it, and asyncio and Prefect's engine re-raise it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextlib.contextmanager
 def user_errors(verbose: bool) -> Iterator[None]:
-    """Bad input: one line on stderr and exit 2. Anything else: one line and exit 1 (traceback with -v)."""
+    """Bad input: one line on stderr and exit 2. Anything else: one line and exit 1 (traceback with -v).
+    Ctrl-C, SIGTERM or SIGHUP: one line and exit 128 + the signal, after the run has unwound."""
     try:
-        yield
+        with quiet_libraries(verbose), stopped_by_signals():
+            yield
     except BadInputError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    except (typer.Exit, KeyboardInterrupt):
+    except typer.Exit:
         raise
+    except KeyboardInterrupt as stop:
+        signum = stop.signum if isinstance(stop, Interrupted) else signal.SIGINT
+        typer.echo(f"error: interrupted ({signal.Signals(signum).name})", err=True)
+        raise typer.Exit(EXIT_SIGNAL_BASE + signum) from None
     except Exception as err:
         if verbose:
             raise
         log.debug("internal failure", exc_info=True)
-        typer.echo(f"error: internal failure ({type(err).__name__}: {err}); rerun with -v for the traceback", err=True)
+        what = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        typer.echo(f"error: internal failure ({type(err).__name__}: {what}); rerun with -v for the traceback", err=True)
         raise typer.Exit(EXIT_INTERNAL) from None
 
 
 @contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM (a scheduler cancelling the run) and SIGHUP (its terminal closed) unwind the run.
+
+    By default SIGTERM and SIGHUP kill the process on the spot: no `finally` runs, so a staging folder stays
+    behind, and Prefect's ephemeral API server, a child process stopped only at interpreter exit, is
+    orphaned. Raised as `Interrupted` instead, they let every cleanup run. Prefect's flow engine puts its
+    own SIGTERM handler in front while a flow runs; it marks the run crashed and re-sends the signal to the
+    handler it found, this one. SIGINT gets this handler too, so every stop takes the same way out (and
+    no `asyncio.run` in a library can turn Ctrl-C into a task cancellation it might absorb: asyncio only
+    does that while Python's own SIGINT handler is installed). A signal someone chose to ignore (`nohup`,
+    a background job) stays ignored.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    defaults = (signal.SIG_DFL, signal.default_int_handler)
+    saved = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS if signal.getsignal(sig) in defaults}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def quiet_libraries(verbose: bool) -> Iterator[None]:
+    """Unless verbose, no warning or log record of a library (numpy, pandas, sklearn, sdmetrics, GX, torch,
+    Prefect ...) reaches the terminal: warnings are ignored here and in our child processes, Prefect's
+    console handler (root's, once Prefect is imported) keeps to CRITICAL, and before that a silent handler
+    on the root logger stands in for Python's last-resort one, which prints any WARNING to stderr."""
+    if verbose:
+        yield
+        return
+    saved = {key: os.environ.get(key) for key in QUIET_ENVIRONMENT}
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+    root, silent = logging.getLogger(), logging.NullHandler()
+    root.addHandler(silent)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        root.removeHandler(silent)
+        for key, before in saved.items():
+            if before is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = before
+
+
+@contextlib.contextmanager
 def progress_from_logs(verbose: bool) -> Iterator[None]:
-    """A spinner whose text follows our library's log lines, so long steps show what they are doing.
+    """A spinner whose text follows our library's log lines, so long steps show what they are doing
+    (on a terminal only: elsewhere it would leave an empty line on stderr).
 
     Unless verbose, our records stop at the spinner (and Prefect's API handler, when one is attached)
     instead of also reaching the console through the root logger.
     """
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=stderr, transient=True) as progress:
+                  console=stderr, transient=True, disable=not stderr.is_terminal) as progress:
         line = progress.add_task("starting")
         handler = _ProgressHandler(lambda text: progress.update(line, description=text))
         loggers = [logging.getLogger(name) for name in OUR_LOGGERS]

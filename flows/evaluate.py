@@ -30,6 +30,7 @@ from flows.report import render_report
 from generators.inference import conform_column, infer_schema
 from generators.schema import BadInputError, Schema
 from privacy.audit import audit_privacy
+from privacy.distance import PrivacyConfig
 from validation.audit import audit_fidelity
 from validation.utility import infer_target
 
@@ -59,29 +60,32 @@ class Tables:
 
 def read_tables(train: Path, holdout: Path, synthetic: Path, config: RunConfig) -> Tables:
     """Read the tables and infer the schema from `train`: every bad input fails here, before any work."""
-    real_frame, train_info = read_source(train)
+    real_frame, train_info = read_source(train, config.na_values)
     train_frame, schema = infer_schema(real_frame, config.columns, config.target)
     return Tables(
         train=train_frame,
-        holdout=conform_to(read_source(holdout)[0], schema, "holdout"),
-        synthetic=conform_to(read_source(synthetic)[0], schema, "synthetic"),
+        holdout=conform_to(read_source(holdout, config.na_values)[0], schema, "holdout"),
+        synthetic=conform_to(read_source(synthetic, config.na_values)[0], schema, "synthetic"),
         schema=schema,
         source=train_info,
         paths={"train": str(train), "holdout": str(holdout), "synthetic": str(synthetic)},
     )
 
 
-def evaluate_tables(tables: Tables, out: Path, config: RunConfig) -> Evaluation:
+def evaluate_tables(tables: Tables, out: Path, config: RunConfig, *, documents: bool = True) -> Evaluation:
     """Judge the synthetic table against the train rows (those it was made from) and the holdout rows (real
-    rows it never saw)."""
+    rows it never saw). `documents=False` leaves out the Data Docs and the report's figures (the same
+    verdict, for a benchmark that runs thousands of evaluations)."""
     started = time.perf_counter()
     train_frame, holdout_frame, synthetic_frame, schema = tables.train, tables.holdout, tables.synthetic, tables.schema
     target = infer_target(schema)
     with tempfile.TemporaryDirectory(prefix="synthgate-docs-") as docs:
         docs_dir = Path(docs)
         fidelity = audit_fidelity(train_frame, holdout_frame, synthetic_frame, schema, target=target,
-                                  docs_dir=docs_dir, seed=config.seed)
-        privacy = audit_privacy(train_frame, holdout_frame, synthetic_frame, schema, seed=config.seed)
+                                  docs_dir=docs_dir if documents else None, seed=config.seed,
+                                  alpha=config.gate.alpha, figures=documents)
+        privacy = audit_privacy(train_frame, holdout_frame, synthetic_frame, schema, seed=config.seed,
+                                config=PrivacyConfig(alpha=config.gate.alpha))
         verdict = judge(fidelity, privacy, config.gate.thresholds())
         manifest = {
             "evaluation": tables.paths,

@@ -79,8 +79,14 @@ def evidence(
                 "diagnostic": fidelity.diagnostic,
                 "expectations_evaluated": fidelity.expectations.evaluated,
                 "expectations_failed": len(fidelity.expectations.failed),
+                "c2st_auc": fidelity.c2st.auc,
+                "c2st_auc_low": fidelity.c2st.auc_ci[0],
+                "c2st_auc_high": fidelity.c2st.auc_ci[1],
+                "marginal_tv_3way": fidelity.marginals.distance,
+                "marginal_tv_ratio": fidelity.marginals.ratio,
             },
-            "utility": None if utility is None else {**asdict(utility), "ratio": utility.ratio},
+            "utility": None if utility is None else {**asdict(utility), "ratio": utility.ratio,
+                                                     "lift_kept": utility.lift_kept},
             "privacy": {
                 "pii_leaks": privacy.pii.leaked_cells,
                 **_flat(asdict(privacy.distances)),
@@ -94,14 +100,18 @@ def evidence(
 
 
 def report_details(fidelity: FidelityAudit) -> dict[str, Any]:
-    """What the report shows beyond the manifest: per-column and per-pair scores, figures, GX outcomes."""
+    """What the report shows beyond the manifest: per-column and per-pair scores, figures, GX outcomes, the
+    columns and pairs that give the synthetic rows away to a classifier, how the marginal distance was taken."""
     outcomes = sorted(fidelity.expectations.outcomes, key=lambda o: o.success)
     return {
-        "column_shapes": fidelity.quality.per_column,
-        "pair_trends": fidelity.quality.per_pair,
+        "column_shapes": {name: shape.value for name, shape in fidelity.columns.shapes.items()},
+        "pair_trends": {name: pair.value for name, pair in fidelity.columns.pairs.items()},
         "figures": fidelity.figures,
         "expectations": [{"name": o.name, "success": o.success, "observed": o.observed} for o in outcomes],
         "expectations_docs": f"{EXPECTATIONS_DOCS}/index.html" if fidelity.expectations.docs_index else None,
+        "c2st": {"rows": fidelity.c2st.rows, "importance": fidelity.c2st.importance,
+                 "worst_pairs": [list(pair) for pair in fidelity.c2st.worst_pairs]},
+        "marginals": asdict(fidelity.marginals),
     }
 
 

@@ -5,10 +5,14 @@ Everything is written into `OUT/<dataset>/.staging/`, fsynced, then moved into p
 previous release and `CURRENT` intact; its leftovers (staging folders, `CURRENT` temp files) are removed
 by the next run. An exclusive `flock` on `OUT/<dataset>/.lock` serialises runs of the same dataset, so
 one run never cleans away another's staging. Nothing already published is modified or deleted.
+
+A full disk, an exhausted quota, a read-only or forbidden folder are the user's to fix, not our bug: they end
+in a one-line `StorageError` (exit 2), raised after the staging folder is removed.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -52,6 +56,22 @@ _CURRENT_TMP_PREFIX = f".{CURRENT}."
 _CURRENT_TMP_SUFFIX = ".tmp"
 # Dataset names and ids become folder names: no separators, no leading dot (reserved for our own files).
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class StorageError(BadInputError):
+    """The output folder cannot take the release (full, over quota, read-only, forbidden): one line, exit 2."""
+
+
+def check_writable(out_dir: Path, dataset: str) -> None:
+    """Refuse, before any work, an output that cannot hold the dataset's folder: a file in the way, or a
+    folder this user may not write into (root may write anywhere, so only the disk itself can refuse it)."""
+    target = Path(out_dir) / _safe(dataset, "dataset")
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    if not existing.is_dir():
+        raise StorageError(f"cannot write releases under {out_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write releases under {out_dir}: {existing} is not writable")
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -126,7 +146,7 @@ def publish_release(
         _copy_folders(staging, folders or {})
         _write_manifest_and_report(staging, completed, render_report)
 
-    with _dataset_lock(dataset_dir):
+    with _storage_errors(dataset_dir, "publish"), _dataset_lock(dataset_dir):
         _clean_stale_locked(dataset_dir)
         if on_commit is not None:
             on_commit()
@@ -150,7 +170,7 @@ def record_refusal(
     dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
     final = dataset_dir / REFUSED / _safe(run_id, "run_id")
     completed = _completed(manifest, run_id=run_id, dataset=dataset)
-    with _dataset_lock(dataset_dir):
+    with _storage_errors(dataset_dir, "record the refusal"), _dataset_lock(dataset_dir):
         _clean_stale_locked(dataset_dir)
 
         def fill(staging: Path) -> None:
@@ -172,6 +192,18 @@ def _safe(name: str, what: str) -> str:
     if not _SAFE_NAME.fullmatch(name):
         raise BadInputError(f"{what} {name!r} must be letters, digits, '.', '_' or '-', not starting with '.'")
     return name
+
+
+@contextmanager
+def _storage_errors(dataset_dir: Path, action: str) -> Iterator[None]:
+    """The disk refusing a write, as one line that says which folder and why (the writers below have
+    already removed what they staged)."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _STORAGE_ERRNOS:
+            raise
+        raise StorageError(f"cannot {action} in {dataset_dir}: {os.strerror(err.errno)}") from None
 
 
 @contextmanager

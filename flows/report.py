@@ -104,15 +104,17 @@ def render_report(manifest: Mapping[str, Any], *, details: Mapping[str, Any] | N
 
     `details` (each key optional) adds what the manifest does not hold: `figures` (title → PNG bytes),
     `expectations` (list of {name, success, observed}), `expectations_docs` (relative link to the Data
-    Docs), `column_shapes` and `pair_trends` (column or "a|b" pair → score).
+    Docs), `column_shapes` and `pair_trends` (column or "a|b" pair → score), `c2st` ({rows, importance:
+    column → AUC lost, worst_pairs: [a, b, AUC]}) and `marginals` (`MarginalDistance` as a dict).
     """
     gate = manifest.get("gate") or {}
     metrics = manifest.get("metrics") or {}
     details = details or {}
     sections = [
         _header(manifest),
-        _verdict(gate),
+        _verdict(gate, refusal_advice(manifest)),
         _scores(metrics),
+        _distinguishability(metrics, details),
         _figures(details.get("figures")),
         _gate_checks(gate),
         _expectations(details.get("expectations"), details.get("expectations_docs")),
@@ -141,8 +143,26 @@ def _header(manifest: Mapping[str, Any]) -> str:
     )
 
 
-def _verdict(gate: Mapping[str, Any]) -> str:
-    """The decision in one word, and for a refusal the failed checks in words."""
+def refusal_advice(manifest: Mapping[str, Any]) -> str:
+    """What to try after a run's refusal, one sentence from the families of the failed checks (a leak, the
+    graver finding, first); "" when the gate passed or the manifest is not a run's (`synthgate evaluate`
+    judges a table synthgate did not make). `auto` is not suggested again to a run that used it."""
+    failed = [str(c.get("name", "")) for c in (manifest.get("gate") or {}).get("checks", []) if not c.get("passed")]
+    generator = manifest.get("generator")
+    if not failed or not isinstance(generator, Mapping):
+        return ""
+    used_auto = bool(generator.get("selection"))
+    if any(name.startswith("privacy.") and name != "privacy.budget" for name in failed):
+        auto = "" if used_auto else ("`--generator auto` (chooses a generator that does not overfit on a validation "
+                                     "split) or ")
+        return f"Try {auto}more rows, or a differentially private generator (params dp_epsilon)."
+    if "privacy.budget" in failed:
+        return "The dataset's privacy budget would be exceeded: raise `privacy_budget` or spend a smaller dp_epsilon."
+    return f"Try {'' if used_auto else '`--generator auto` or '}a stronger generator such as ddpm."
+
+
+def _verdict(gate: Mapping[str, Any], advice: str = "") -> str:
+    """The decision in one word, and for a refusal the failed checks in words and what to try."""
     if gate.get("passed"):
         return (
             '<section class="verdict pass"><p class="word">PUBLISHED</p>'
@@ -160,8 +180,14 @@ def _verdict(gate: Mapping[str, Any]) -> str:
     return (
         '<section class="verdict fail"><p class="word">REFUSED</p>'
         f"<p>No synthetic data was released. {_e(because)}</p>"
-        f"{f'<ul>{reasons}</ul>' if reasons else ''}</section>"
+        f"{f'<ul>{reasons}</ul>' if reasons else ''}"
+        f"{f'<p>{_code_spans(advice)}</p>' if advice else ''}</section>"
     )
+
+
+def _code_spans(text: str) -> str:
+    """`text` escaped, with its `backquoted` parts as code."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", _e(text))
 
 
 def _scores(metrics: Mapping[str, Any]) -> str:
@@ -169,13 +195,71 @@ def _scores(metrics: Mapping[str, Any]) -> str:
         values = metrics.get(group)
         return values.get(key) if isinstance(values, Mapping) else None
 
-    cards = "".join(
-        f'<div class="card"><div class="name">{_e(label)}</div>'
-        f'<div class="value">{_e(_percent(score(group, key)))}</div>'
-        f'<div class="hint">{_e(hint)}</div></div>'
-        for label, (group, key), hint in _SCORES
-    )
+    cards = "".join(_card(label, _percent(score(group, key)), hint) for label, (group, key), hint in _SCORES)
     return f'<section><h2>Scores</h2><div class="cards">{cards}</div></section>'
+
+
+def _distinguishability(metrics: Mapping[str, Any], details: Mapping[str, Any]) -> str:
+    """Can a classifier tell the synthetic rows from the training rows (ROC AUC and its interval), which
+    columns and pairs give them away, and how far the 3-way marginals are against real unseen rows'. The
+    saturated averages above cannot separate a fair generator from a poor one; these can. Shown, not gated."""
+    fidelity = _mapping(metrics.get("fidelity"))
+    auc, distance = _number(fidelity.get("c2st_auc")), _number(fidelity.get("marginal_tv_3way"))
+    if auc is None and distance is None:
+        return ""
+    c2st, marginals = _mapping(details.get("c2st")), _mapping(details.get("marginals"))
+    low, high, ratio = (_number(fidelity.get(key)) for key in ("c2st_auc_low", "c2st_auc_high", "marginal_tv_ratio"))
+    rows = _number(c2st.get("rows"))
+    cards = (
+        _card("Classifier ROC AUC", _decimals(auc),
+              f"95% interval {_decimals(low)} to {_decimals(high)}; 0.5: indistinguishable, 1.0: trivially told apart")
+        + _card("3-way marginal distance", _decimals(distance),
+                f"{_decimals(ratio, 2)} × real unseen rows' (1.0: as close as fresh real rows)" if ratio is not None
+                else "total variation; no real unseen rows to compare with")
+    )
+    told = (f"A gradient-boosted classifier trained to tell {rows:,.0f} synthetic rows from as many training rows "
+            if rows is not None else "A gradient-boosted classifier trained to tell synthetic from training rows ")
+    note = (told + f"reaches a cross-validated ROC AUC of {_decimals(auc)}: 0.5 means it cannot tell them apart "
+            "(real rows never trained on score about 0.5), 1.0 that every synthetic row is told apart. Well below 0.5, "
+            "the synthetic rows repeat training rows. Reported only: no gate check reads these yet.")
+    importance = c2st.get("importance")
+    pairs = {f"{pair[0]} × {pair[1]}": pair[2] for pair in c2st.get("worst_pairs") or []
+             if isinstance(pair, list | tuple) and len(pair) == 3}
+    tables = ([_bar_table("Columns that give them away (AUC lost when shuffled; bars out of 0.5)", importance,
+                          highest_first=True, scale=0.5)] if isinstance(importance, Mapping) and importance else [])
+    tables += [_bar_table("Most distinguishable pairs (AUC of a classifier on the pair alone)", pairs,
+                          highest_first=True)] if pairs else []
+    grid = f"<div class='grid2'>{''.join(tables)}</div>" if tables else ""
+    return (
+        f"<section><h2>Can a classifier tell synthetic from real rows?</h2><div class='cards'>{cards}</div>"
+        f"<p>{_e(note)}</p><p class='muted'>{_e(_marginal_note(marginals))}</p>{grid}</section>"
+    )
+
+
+def _marginal_note(marginals: Mapping[str, Any]) -> str:
+    """How the marginal distance was taken: over how many column sets of which order, on how many rows."""
+    order, sets, of, rows = (int(_number(marginals.get(key)) or 0) for key in ("order", "sets", "of", "rows"))
+    if not (order and sets and rows):
+        return "Mean total variation distance of the real and synthetic 3-way marginals."
+    words = {3: "column triples", 2: "column pairs (fewer than 3 learned columns)"}.get(order, "columns (one learned)")
+    fresh = _number(marginals.get("holdout_distance"))
+    return (f"Mean total variation distance of the real and synthetic {order}-way marginals over {sets:,} of {of:,} "
+            f"{words}, on {rows:,} synthetic rows" + (f"; as many real unseen rows: {_decimals(fresh)}."
+                                                    if fresh is not None else "."))
+
+
+def _card(name: str, value: str, hint: str) -> str:
+    return (f'<div class="card"><div class="name">{_e(name)}</div><div class="value">{_e(value)}</div>'
+            f'<div class="hint">{_e(hint)}</div></div>')
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a mapping, else an empty one: a malformed manifest section reads as a missing one."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _decimals(value: float | None, places: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{places}f}"
 
 
 def _figures(figures: Any) -> str:
@@ -223,9 +307,16 @@ def _check_row(check: Mapping[str, Any]) -> str:
 
 
 def _rule(check: Mapping[str, Any]) -> str:
-    """`≥ 0.75`: the check's comparison and threshold (the threshold alone when no comparison is given)."""
+    """How the check was decided (`upper 99.9% bound ≤ 0.55`, `≥ 0.75, or within noise (p ≥ 0.001)`), with its
+    interval or p-value when it has one; a bare comparison and threshold for manifests that predate rules."""
     sign = {">=": "≥ ", "<=": "≤ "}.get(str(check.get("comparison")), "")
-    return sign + _fmt(check.get("threshold"))
+    rule = str(check.get("rule") or sign + _fmt(check.get("threshold")))
+    interval = check.get("interval")
+    if isinstance(interval, list | tuple) and len(interval) == 2:
+        rule += f"; interval [{_fmt(interval[0])}, {_fmt(interval[1])}]"
+    if check.get("p_value") is not None:
+        rule += f"; p = {_fmt(check.get('p_value'))}"
+    return rule
 
 
 def _expectations(outcomes: Any, docs: Any) -> str:
@@ -266,22 +357,23 @@ def _utility(utility: Any) -> str:
             "<section><h2>Machine-learning utility</h2>"
             "<p class='muted'>No target column: utility was not measured.</p></section>"
         )
-    ratio = _number(utility.get("ratio"))
+    kept = _number(utility.get("lift_kept"))
     items = {
         "Target column": utility.get("target"),
         "Task": utility.get("task"),
         "Metric": utility.get("metric"),
         "Model trained on real rows": utility.get("real_score"),
         "Model trained on synthetic rows": utility.get("synthetic_score"),
-        "Ratio synthetic / real": utility.get("ratio"),
+        "Guessing (majority class or mean)": utility.get("baseline_score"),
+        "Share of the real model's lift kept": utility.get("lift_kept"),
+        "p-value: real model no better than guessing": utility.get("real_lift_p"),
     }
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(_fmt(v))}</td></tr>" for k, v in items.items() if v is not None)
-    note = (
-        f"A model trained on the synthetic rows scores {_percent(ratio)} of one trained on the real rows "
-        "(both tested on real rows never trained on)."
-        if ratio is not None
-        else "The ratio could not be computed."
-    )
+    if kept is None:
+        note = "The real model is no better than guessing here, so there is no utility to keep."
+    else:
+        note = (f"A model trained on the synthetic rows keeps {_percent(kept)} of what a model trained on the real "
+                "rows gains over guessing (both tested on real rows never trained on).")
     return (
         f"<section><h2>Machine-learning utility</h2><p>{_e(note)}</p>"
         f"<table><tbody>{rows}</tbody></table></section>"
@@ -336,13 +428,17 @@ def _timings(timings: Any) -> str:
     return f"<section><h2>Timings</h2><table><tbody>{rows}</tbody></table></section>"
 
 
-def _bar_table(title: str, scores: Mapping[str, Any]) -> str:
+def _bar_table(title: str, scores: Mapping[str, Any], *, highest_first: bool = False, scale: float | None = None
+               ) -> str:
+    """Name, value and bar a row, worst first: lowest first for scores, highest first for blame
+    (`highest_first`). Bars are out of `scale` (default 1.0, or the largest value when that is larger)."""
     numbers = {col: _number(v) for col, v in scores.items()}
-    scale = max([1.0, *(v for v in numbers.values() if v is not None)])
-    ordered = sorted(numbers.items(), key=lambda item: (item[1] is None, item[1] or 0.0))
+    full = max([scale or 1.0, *(v for v in numbers.values() if v is not None)])
+    sign = -1.0 if highest_first else 1.0
+    ordered = sorted(numbers.items(), key=lambda item: (item[1] is None, sign * (item[1] or 0.0)))
     rows = "".join(
         f"<tr><td>{_e(col)}</td><td class='num'>{_e(_fmt(value))}</td>"
-        f"<td><div class='bar'><span style='width:{100 * max(value or 0.0, 0.0) / scale:.1f}%'></span></div></td></tr>"
+        f"<td><div class='bar'><span style='width:{100 * max(value or 0.0, 0.0) / full:.1f}%'></span></div></td></tr>"
         for col, value in ordered
     )
     return f"<div><h3>{_e(title)}</h3><table><tbody>{rows}</tbody></table></div>"

@@ -12,14 +12,15 @@ import numpy as np
 import pandas as pd
 
 from flows import ledger
-from flows.config import RunConfig
+from flows.config import AUTO_GENERATOR, RunConfig
 from flows.gate import BudgetUse
 from flows.ingest import load_table, read_source
 from flows.manifest import EXPECTATIONS_DOCS
-from flows.publish import MANIFEST, publish_release, record_refusal
+from flows.publish import MANIFEST, check_writable, publish_release, record_refusal
 from flows.report import render_report
+from flows.select import CANDIDATES, Candidate, Selection
 from generators.base import Generator
-from generators.inference import conform_column
+from generators.inference import as_written, conform_column
 from generators.registry import create
 from generators.schema import BadInputError, ColumnKind, Schema
 
@@ -38,16 +39,24 @@ class RunOutcome:
 
 
 def preflight(config: RunConfig) -> None:
-    """Fail on bad input before anything slow starts: read the source, infer its schema, build the model."""
-    table = load_table(config.source, config.columns, config.target)
+    """Fail on bad input before anything slow starts: check the output folder can take a release, read the
+    source, infer its schema, build the model (with `auto`, every candidate)."""
+    check_writable(config.out, config.dataset)
+    table = load_table(config.source, config.columns, config.target, config.na_values)
     if config.rebalance is not None:
         rebalance_values(table.schema, config.rebalance)
-    create(config.generator, config.params, seed=config.seed, device=config.device)
+    candidates = CANDIDATES if config.generator == AUTO_GENERATOR else (Candidate(config.generator, config.params),)
+    for candidate in candidates:
+        create(candidate.name, dict(candidate.params), seed=config.seed, device=config.device)
 
 
-def train_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig) -> Generator:
-    log.info("training %s on %d rows", config.generator, len(frame))
-    return create(config.generator, config.params, seed=config.seed, device=config.device).fit(frame, schema)
+def train_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig,
+                    selection: Selection | None = None) -> Generator:
+    """The generator the config names fitted on `frame`; with `auto`, the one `selection` chose, with its
+    parameters."""
+    name, params = (selection.name, dict(selection.params)) if selection else (config.generator, config.params)
+    log.info("training %s on %d rows", name, len(frame))
+    return create(name, params, seed=config.seed, device=config.device).fit(frame, schema)
 
 
 def sample_synthetic(model: Generator, rows: int, rebalance: str | None = None, seed: int = 0) -> pd.DataFrame:
@@ -78,11 +87,13 @@ def rebalance_values(schema: Schema, column: str) -> list[object]:
     return list(spec.categories)
 
 
-def describe_generator(model: Generator, config: RunConfig) -> dict[str, Any]:
+def describe_generator(model: Generator, config: RunConfig, selection: Selection | None = None) -> dict[str, Any]:
     """The manifest's `generator` entry: the full hyper-parameters used, defaults included, and the
-    differential-privacy budget the fit spent (None without DP)."""
-    return {"name": config.generator, "params": asdict(model.config), "seed": config.seed,
-            "device": str(model.device_), "differential_privacy": model.privacy_spent_}
+    differential-privacy budget the fit spent (None without DP); with `auto`, the generator it chose and
+    how (`selection`: every candidate's trial on the validation split)."""
+    described = {"name": selection.name if selection else config.generator, "params": asdict(model.config),
+                 "seed": config.seed, "device": str(model.device_), "differential_privacy": model.privacy_spent_}
+    return described | ({"selection": selection.to_dict()} if selection else {})
 
 
 def budget_use(config: RunConfig, model: Generator) -> BudgetUse | None:
@@ -105,7 +116,8 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: d
     folders = {EXPECTATIONS_DOCS: docs_dir} if docs_dir is not None and any(docs_dir.iterdir()) else {}
     if manifest["gate"]["passed"]:
         attachments = {"model": (MODEL_PATH, lambda path: model.save(path, shareable=True))}
-        path = publish_release(config.out, config.dataset, run_id, synthetic, manifest, report,
+        rows = as_written(synthetic, model.encoder_.schema_)
+        path = publish_release(config.out, config.dataset, run_id, rows, manifest, report,
                                attachments=attachments, folders=folders,
                                on_commit=lambda: spend_budget(config, run_id, model))
         return RunOutcome(True, path, manifest)

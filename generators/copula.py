@@ -190,7 +190,8 @@ class GaussianCopulaGenerator(Generator):
         cells = torch.stack([marginals.cells_of(x, j)[0] for j in range(len(columns))], dim=1)
         scores = torch.stack([marginals.latent(x, j, cells[:, j]) for j in range(len(columns))], dim=1)
         sizes = marginals.offsets[1:] - marginals.offsets[:-1]
-        nominal = [j for j, c in enumerate(columns) if c.value < 0 and sizes[j] > 2]  # 2 cells: order is moot
+        # Cells of a category are ordered by the other latents; 2 cells, or no other latent: order is moot.
+        nominal = [j for j, c in enumerate(columns) if c.value < 0 and sizes[j] > 2 and len(columns) > 1]
         filled = scores.nan_to_num(0.0)  # a missing latent counts as its median when ordering cells
         for sweep in range(self.config.ordering_sweeps):
             for j in nominal:  # never missing: only numbers and booleans have null latents
@@ -443,6 +444,6 @@ def _standard_truncated(a: torch.Tensor, b: torch.Tensor, generator: torch.Gener
 
 
 def _mean_abs(scores: torch.Tensor) -> float:
-    correlation = torch.corrcoef(scores.nan_to_num(0.0).T).nan_to_num()
+    correlation = torch.atleast_2d(torch.corrcoef(scores.nan_to_num(0.0).T).nan_to_num())
     d = len(correlation)
     return float((correlation.abs().sum() - correlation.diagonal().abs().sum()) / max(d * (d - 1), 1))

@@ -8,6 +8,8 @@ recomputed for the new kind.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 import warnings
 from collections.abc import Mapping
@@ -22,14 +24,20 @@ SAMPLE_SIZE = 2_000
 PATTERN_SHARE = 0.9  # share of sampled values that must match a PII pattern
 DATETIME_SHARE = 0.95
 
-_PII_PATTERNS: dict[str, re.Pattern[str]] = {  # most specific first: the first match wins
+_HEX = r"[0-9a-fA-F]{1,4}"
+PII_PATTERNS: dict[str, re.Pattern[str]] = {  # most specific first: the first match wins
     "email": re.compile(r"^[\w.+-]+@[\w-]+(\.[\w-]+)+$"),
     "us_ssn": re.compile(r"^\d{3}-\d{2}-\d{4}$"),
     "credit_card": re.compile(r"^\d{4}([ -]?\d{4}){3}$|^\d{4}[ -]?\d{6}[ -]?\d{5}$"),
     "iban": re.compile(r"^[A-Z]{2}\d{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,4})?$"),
     "ipv4": re.compile(r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$"),
-    "ipv6": re.compile(r"^[0-9a-fA-F]{0,4}(:[0-9a-fA-F]{0,4}){2,7}$"),
-    "phone": re.compile(r"^(?=(\D*\d){7,15}\D*$)\+?\(?\d{1,4}\)?([ .-]?\(?\d{1,4}\)?){2,7}$"),
+    # eight hex groups, or fewer around one `::`: a time of day (`10:49:41`) has three groups and no `::`
+    "ipv6": re.compile(rf"^({_HEX}:){{7}}{_HEX}$|^(?!.*::.*::)(({_HEX}:){{0,6}}{_HEX})?::(({_HEX}:){{0,6}}{_HEX})?$"),
+    # 7 to 15 digits in groups; a date (`2020-01-01`, `01/02/2020`) has the digits of a phone number too
+    "phone": re.compile(
+        r"^(?!\d{4}[-/.]\d{1,2}[-/.]\d{1,2}$|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$)"
+        r"(?=(\D*\d){7,15}\D*$)\+?\(?\d{1,4}\)?([ .-]?\(?\d{1,4}\)?){2,7}$"
+    ),
 }
 _PII_NAME_HINTS: dict[str, re.Pattern[str]] = {
     "person_name": re.compile(r"^(full_?|first_?|last_?|given_?|family_?|sur|middle_?|maiden_?)?name$|^(first|last)$"),
@@ -37,7 +45,26 @@ _PII_NAME_HINTS: dict[str, re.Pattern[str]] = {
     "email": re.compile(r"e_?mail"),
     "phone": re.compile(r"phone|mobile|fax"),
 }
-_ID_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^id_|[a-z]Id$")
+# What the values of a hinted column must look like for the name to count: a `telephone` column of codes
+# (`1`/`2`, `yes`/`no`) or a `name` column of product tiers is not personal data.
+_PII_HINT_VALUES: dict[str, re.Pattern[str]] = {
+    "person_name": re.compile(r"(?=.*[^\W\d_]{2})[^\W\d_]+\.?([ '-]+[^\W\d_]+\.?){0,3}"),
+    "address": re.compile(r"(?=.*\d)(?=.*[^\W\d_]{2}).+"),
+    "email": re.compile(r".+@.+"),
+    "phone": re.compile(r"(?=(\D*\d){6})\+?[\d\s().\-/]+((x|ext\.?)\s*\d+)?", re.IGNORECASE),
+}
+HINT_SHARE = 0.8  # share of sampled values that must look like what the column's name says
+HINT_MIN_DISTINCT = 3  # distinct values a hinted column needs at least (two codes never single anyone out) ...
+HINT_DISTINCT_SHARE = 0.1  # ... and this share of its sampled values, up to HINT_DISTINCT_CAP
+HINT_DISTINCT_CAP = 20
+_TIMES_OF_DAY: dict[str, re.Pattern[str]] = {
+    "%H:%M": re.compile(r"([01]?\d|2[0-3]):[0-5]\d"),
+    "%H:%M:%S": re.compile(r"([01]?\d|2[0-3]):[0-5]\d:[0-5]\d"),
+    "%H:%M:%S.%f": re.compile(r"([01]?\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{1,6}"),
+}
+_ID_NAME = re.compile(r"(^|[_ -])(id|uuid|guid|key|number|no|nr)$|^id_|[a-z]Id$", re.IGNORECASE)
+# An identifier may repeat now and then (a patient seen twice); a measure named like one rarely is this distinct.
+ID_DISTINCT_SHARE = 0.9
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 
 
@@ -64,6 +91,8 @@ def infer_schema(
         kind = ColumnKind(override["kind"]) if "kind" in override else detect_kind(df[name])
         series = conform_column(df[name], kind)
         spec = describe_column(series, kind)
+        if kind is ColumnKind.DATETIME and (clock := _written_clock(df[name])) is not None:
+            spec = dataclasses.replace(spec, datetime_format=clock)
         extra = {k: v for k, v in override.items() if k != "kind"}
         if extra:
             spec = ColumnSpec.from_dict(name, {**spec.to_dict(), **extra})
@@ -85,16 +114,19 @@ def detect_kind(series: pd.Series) -> ColumnKind:
     if isinstance(series.dtype, pd.CategoricalDtype):
         return ColumnKind.CATEGORICAL
     unique = values.is_unique and len(values) > 1
+    mostly_distinct = len(values) >= 20 and values.nunique() >= ID_DISTINCT_SHARE * len(values)
     if pd.api.types.is_numeric_dtype(series):
-        integral = bool(np.all(np.mod(values.to_numpy(dtype=float), 1) == 0))
-        return ColumnKind.ID if unique and integral and _ID_NAME.search(name) else ColumnKind.NUMERICAL
+        numbers = values.to_numpy(dtype=float)
+        integral = bool(np.all(np.mod(numbers[np.isfinite(numbers)], 1) == 0))  # ±inf is refused when conformed
+        named = _ID_NAME.search(name) is not None
+        return ColumnKind.ID if (unique or mostly_distinct) and integral and named else ColumnKind.NUMERICAL
     text = values.astype(str)
     sample = text.sample(min(len(text), SAMPLE_SIZE), random_state=0) if len(text) > SAMPLE_SIZE else text
     if pii_type_of(name, sample) is not None:
         return ColumnKind.PII
     if unique and (_ID_NAME.search(name) or sample.str.match(_UUID).mean() >= PATTERN_SHARE):
         return ColumnKind.ID
-    if _parses_as_datetime(sample):
+    if time_of_day_format(sample) is not None or _parses_as_datetime(sample):
         return ColumnKind.DATETIME
     words = sample.str.split().str.len()
     if words.mean() >= 5 and values.nunique() > 0.5 * len(values):
@@ -103,17 +135,57 @@ def detect_kind(series: pd.Series) -> ColumnKind:
 
 
 def pii_type_of(name: str, sample: pd.Series) -> str | None:
-    """Which kind of personal data a text column holds: by value pattern first, then by column name."""
+    """Which kind of personal data a text column holds: by value pattern first, then by column name.
+
+    A name alone never decides: the values must look like what it names and be varied enough to single
+    people out, so a `telephone` column of two codes stays a category the model learns.
+    """
     stripped = sample.str.strip()
-    for pii_type, pattern in _PII_PATTERNS.items():
+    for pii_type, pattern in PII_PATTERNS.items():
         matches = stripped.str.match(pattern)
         if matches.mean() >= PATTERN_SHARE and (pii_type != "credit_card" or _luhn_share(stripped) >= PATTERN_SHARE):
             return pii_type
     lowered = name.lower()
-    for pii_type, hint in _PII_NAME_HINTS.items():
-        if hint.search(lowered):  # a named personal field is PII however few distinct values it has
-            return pii_type
-    return None
+    hinted = [pii_type for pii_type, hint in _PII_NAME_HINTS.items() if hint.search(lowered)]
+    if not hinted or not _varied(stripped):
+        return None
+    return next((t for t in hinted if stripped.str.fullmatch(_PII_HINT_VALUES[t]).mean() >= HINT_SHARE), None)
+
+
+def _varied(values: pd.Series) -> bool:
+    """Enough distinct values to tell people apart: never a pair of codes, nor a handful in a long column."""
+    needed = max(HINT_MIN_DISTINCT, min(HINT_DISTINCT_CAP, math.ceil(HINT_DISTINCT_SHARE * len(values))))
+    return values.nunique() >= needed
+
+
+def time_of_day_format(values: pd.Series) -> str | None:
+    """The strftime format shared by every value of a column of times of day (`10:49:41`, `07:05`), else None.
+
+    Such a column is learned as a datetime on one fixed day and published as text in this format (see
+    `as_written`): parsed without it, a time would get today's date, and the release would depend on the
+    day it was made.
+    """
+    text = values.dropna().astype(str).str.strip()
+    if text.empty:
+        return None
+    return next((fmt for fmt, pattern in _TIMES_OF_DAY.items() if text.str.fullmatch(pattern).all()), None)
+
+
+def _written_clock(column: pd.Series) -> str | None:
+    """The time-of-day format a text column was written in, None for anything else."""
+    return None if pd.api.types.is_datetime64_any_dtype(column) else time_of_day_format(column)
+
+
+def as_written(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """`frame` with every datetime column that the source wrote as text in a format (`datetime_format`)
+    turned back into that text, so that a release reads like its source: `10:49:41`, not a timestamp on
+    1900-01-01. Every stage before publishing works on the datetimes themselves."""
+    written = {
+        spec.name: frame[spec.name].dt.strftime(spec.datetime_format).where(frame[spec.name].notna())
+        for spec in schema.of_kind(ColumnKind.DATETIME)
+        if spec.datetime_format and spec.name in frame and pd.api.types.is_datetime64_any_dtype(frame[spec.name])
+    }
+    return frame.assign(**written) if written else frame
 
 
 def _luhn_share(values: pd.Series) -> float:
@@ -140,8 +212,12 @@ def _parses_as_datetime(sample: pd.Series) -> bool:
 
 
 def conform_column(series: pd.Series, kind: ColumnKind) -> pd.Series:
-    """The column converted to the dtype its kind needs (e.g. datetime strings parsed)."""
+    """The column converted to the dtype its kind needs (e.g. datetime strings parsed; times of day on one
+    fixed day, see `time_of_day_format`), and ±inf in a number column refused here, before any stage
+    computes with it."""
     if kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
+        if (clock := time_of_day_format(series)) is not None:
+            return pd.to_datetime(series, format=clock).dt.as_unit("ns")  # on 1900-01-01: the day is no fact
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             parsed = pd.to_datetime(series, errors="coerce", format="mixed")
@@ -153,11 +229,13 @@ def conform_column(series: pd.Series, kind: ColumnKind) -> pd.Series:
         series = parsed
     if kind is ColumnKind.DATETIME:
         return series.dt.as_unit("ns")  # one resolution for every stage, whatever the source stored
-    if kind is ColumnKind.NUMERICAL and not pd.api.types.is_numeric_dtype(series):
-        numeric = pd.to_numeric(series, errors="coerce")
+    if kind is ColumnKind.NUMERICAL:
+        numeric = series if pd.api.types.is_numeric_dtype(series) else pd.to_numeric(series, errors="coerce")
         bad = numeric.isna() & series.notna()
         if bad.any():
             raise BadInputError(f"column '{series.name}': {series[bad].iloc[0]!r} is not a number")
+        if np.isinf(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
+            raise BadInputError(f"column '{series.name}' holds infinite values (inf or -inf); make them missing")
         return numeric
     if kind is ColumnKind.BOOLEAN and not pd.api.types.is_bool_dtype(series):
         return _to_boolean(series)

@@ -15,6 +15,10 @@ the risk of a generator that copies a share s of its training rows is about s, n
 
 Nearest neighbours use the Gower distance of `privacy.distance` (nulls equal nulls; anonymeter's
 counts two nulls as 1 apart). Ties go to the synthetic row `torch.topk` returns first.
+
+Every interval is anonymeter's Wilson interval at the confidence level 1 - 2 alpha, so that each side
+errs with probability `alpha` (the gate reads the lower bound of the risk); the inference risk, the
+worst of one attack per column, has its columns' intervals at alpha / (number of columns).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from scipy.stats import norm
 
 from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
 from privacy.distance import gower_distance_chunks
+from privacy.membership import DEFAULT_ALPHA
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +48,10 @@ _SCREEN_ROWS = (256, 2048, 8192)  # sample sizes that screen singling-out candid
 
 @dataclass(frozen=True)
 class AttackResult:
-    """One attack's success rates and the privacy risk they imply, each with its 95% interval.
+    """One attack's success rates and the privacy risk they imply, each with its interval at alpha.
 
     Rates are Wilson score estimates (anonymeter's `success_rate`: the interval's centre, which for
-    hundreds of attacks is the plain share), intervals the centre plus or minus the Wilson error,
+    hundreds of attacks is near the plain share), intervals the centre plus or minus the Wilson error,
     clipped to [0, 1]. `baseline_rate` is a random-guessing attacker's: an attack no better than it
     finds nothing to exploit. `risk` is (attack - control) / (1 - control) with the error propagated
     to first order, clipped to [0, 1] like anonymeter's `bind_value`. `n_attacks`: attacks run on each
@@ -65,9 +70,11 @@ class AttackResult:
 
     @classmethod
     def from_counts(
-        cls, name: str, n_attacks: int, n_success: int, n_control: int, n_baseline: int, confidence: float = 0.95
+        cls, name: str, n_attacks: int, n_success: int, n_control: int, n_baseline: int, alpha: float = DEFAULT_ALPHA
     ) -> AttackResult:
-        """anonymeter's `EvaluationResults.risk`: Wilson rates, then the residual success and its error."""
+        """anonymeter's `EvaluationResults.risk` at confidence 1 - 2 alpha: Wilson rates, then the residual
+        success and its error (each side of every interval errs with probability alpha)."""
+        confidence = 1 - 2 * alpha
         attack, attack_error = wilson(n_success, n_attacks, confidence)
         control, control_error = wilson(n_control, n_attacks, confidence)
         baseline, _ = wilson(n_baseline, n_attacks, confidence)
@@ -88,7 +95,8 @@ class AttackResult:
 
 @dataclass(frozen=True)
 class AttacksResult:
-    """All attacks of one evaluation; `inference` is the secret column most at risk, `inference_column`."""
+    """All attacks of one evaluation; `inference` is the secret column most at risk, `inference_column`
+    (its interval at alpha / number of columns)."""
 
     singling_out: AttackResult
     singling_out_univariate: AttackResult
@@ -119,14 +127,23 @@ def evaluate_attacks(
     n_attacks: int = 500,
     n_targets: int | None = 2000,
     n_inference_targets: int | None = 500,
+    alpha: float = DEFAULT_ALPHA,
 ) -> AttacksResult:
     """Every attack with its defaults: `n_attacks` singling-out queries, `n_targets` records linked and
-    `n_inference_targets` records whose every learned column is inferred in turn (None: every record)."""
+    `n_inference_targets` records whose every learned column is inferred in turn (None: every record);
+    every interval's sides err with probability `alpha`."""
     start = time.perf_counter()
-    multivariate = singling_out(train, control, synthetic, schema, n_attacks=n_attacks, seed=seed)
-    univariate = singling_out(train, control, synthetic, schema, n_attacks=n_attacks, mode="univariate", seed=seed)
-    linked = linkability(train, control, synthetic, schema, n_targets=n_targets, seed=seed)
-    inferred = attribute_inference(train, control, synthetic, schema, n_targets=n_inference_targets, seed=seed)
+    multivariate = singling_out(train, control, synthetic, schema, n_attacks=n_attacks, seed=seed, alpha=alpha)
+    univariate = singling_out(
+        train, control, synthetic, schema, n_attacks=n_attacks, mode="univariate", seed=seed, alpha=alpha
+    )
+    linked = linkability(train, control, synthetic, schema, n_targets=n_targets, seed=seed, alpha=alpha)
+    if len(schema.learned) < 2:  # nothing to know that would reveal a secret column: no inference to attempt
+        inferred = {"": AttackResult.from_counts("inference", 0, 0, 0, 0, alpha=alpha)}
+    else:
+        inferred = attribute_inference(
+            train, control, synthetic, schema, n_targets=n_inference_targets, seed=seed, alpha=alpha
+        )
     worst = max(inferred, key=lambda name: _nan_low(inferred[name].risk))
     result = AttacksResult(
         singling_out=multivariate,
@@ -198,6 +215,7 @@ def singling_out(
     n_cols: int = 3,
     max_attempts: int = 200_000,
     seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
 ) -> AttackResult:
     """Can predicates that isolate one synthetic row isolate one real training record?
 
@@ -235,6 +253,7 @@ def singling_out(
         n_success=int((_match_counts(queries, attacked_values) == 1).sum()),
         n_control=int((_match_counts(queries, control_values) == 1).sum()),
         n_baseline=int((_match_counts(baseline, attacked_values) == 1).sum()),
+        alpha=alpha,
     )
 
 
@@ -367,6 +386,7 @@ def linkability(
     n_neighbors: int = 1,
     n_targets: int | None = 2000,
     seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
 ) -> AttackResult:
     """Can the synthetic table join two halves of a real record that an attacker holds separately?
 
@@ -378,6 +398,8 @@ def linkability(
     if n_neighbors < 1:
         raise BadInputError(f"linkability: n_neighbors must be positive, got {n_neighbors}")
     rng = np.random.default_rng(seed)
+    if aux_columns is None and len(schema.learned) < 2:  # one column cannot be split into two halves to link
+        return AttackResult.from_counts("linkability", 0, 0, 0, 0, alpha=alpha)
     attacked, control = _targets(*_attack_sets(train, control, schema, rng), n_targets, rng)
     halves = _aux_schemas(schema, aux_columns, rng)
     k = min(n_neighbors, len(synthetic))
@@ -388,6 +410,7 @@ def linkability(
         n_success=_count_links(*(_nearest(attacked, synthetic, half, k) for half in halves)),
         n_control=_count_links(*(_nearest(control, synthetic, half, k) for half in halves)),
         n_baseline=_count_links(*random_links),
+        alpha=alpha,
     )
 
 
@@ -433,6 +456,7 @@ def attribute_inference(
     n_targets: int | None = 500,
     tolerance: float = 0.05,
     seed: int = 0,
+    alpha: float = DEFAULT_ALPHA,
 ) -> dict[str, AttackResult]:
     """Knowing every other learned column of a record, can the synthetic table reveal its secret one?
 
@@ -441,7 +465,8 @@ def attribute_inference(
     equal (categories, booleans, datetimes; null matches null) or, for a numerical secret, within
     `tolerance` of the guess (|guess - secret| <= tolerance * |guess|; anonymeter divides by the signed
     guess). `n_targets` records of each set are attacked (None: all). The baseline guesses the secret
-    of a random synthetic row.
+    of a random synthetic row. Each column's intervals are at alpha / len(secrets) (Bonferroni), so
+    that the worst column's lower bound, which the gate reads, still errs with probability alpha.
     """
     learned = [spec.name for spec in schema.learned]
     secrets = list(learned if secrets is None else secrets)
@@ -466,6 +491,7 @@ def attribute_inference(
             n_success=correct(attacked, attack_guesses[name]),
             n_control=correct(control, control_guesses[name]),
             n_baseline=correct(attacked, random_rows),
+            alpha=alpha / len(secrets),
         )
     return results
 

@@ -17,10 +17,11 @@ import pandas as pd
 
 from generators.schema import Schema
 from privacy.attacks import AttacksResult, evaluate_attacks
-from privacy.distance import PrivacyResult, evaluate_privacy
+from privacy.distance import PrivacyConfig, PrivacyResult, evaluate_privacy
 from privacy.pii import PiiLeaks, find_pii_leaks
 
 logger = logging.getLogger(__name__)
+_DEFAULTS = PrivacyConfig()
 
 
 @dataclass(frozen=True)
@@ -35,19 +36,25 @@ class PrivacyAudit:
 
 
 def audit_privacy(
-    train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int = 0
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: Schema,
+    *,
+    seed: int = 0,
+    config: PrivacyConfig = _DEFAULTS,
 ) -> PrivacyAudit:
     """Measure how much `synthetic` reveals about the `train` rows, with `holdout` (real rows never trained
-    on) as the baseline every test compares against."""
+    on) as the baseline every test compares against; `config.alpha` sets every interval's one-sided error."""
     timings: dict[str, float] = {}
     start = time.perf_counter()
     pii = find_pii_leaks(pd.concat([train, holdout], ignore_index=True), synthetic, schema)
     timings["pii_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    distances = evaluate_privacy(train, holdout, synthetic, schema, seed=seed)
+    distances = evaluate_privacy(train, holdout, synthetic, schema, seed=seed, config=config)
     timings["distances_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    attacks = evaluate_attacks(train, holdout, synthetic, schema, seed=seed)
+    attacks = evaluate_attacks(train, holdout, synthetic, schema, seed=seed, alpha=config.alpha)
     timings["attacks_s"] = time.perf_counter() - start
     logger.info("privacy audit in %.1f s: %s", sum(timings.values()),
                 ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in timings.items()))

@@ -1,20 +1,29 @@
-"""Outlier protection: the training rows most at risk must not come back in the synthetic table.
+"""Outlier protection: the real rows most at risk must not come back in the synthetic table more often when
+they were trained on than when they were not.
 
 A record far from every other record (the one 90-year-old with a capital gain of 99,999) is the
 easiest to re-identify, and the one an average-case check like the DCR share overlooks: copying it
-moves a share of 30,000 rows by 1/30,000. So the k most isolated training rows are checked one by
-one: a synthetic row closer to one than `near_fraction` of its distance to its nearest other
-training row (its isolation) reproduces it, or nearly.
+moves a share of 30,000 rows by 1/30,000. So the most isolated real rows are followed one by one: a
+synthetic row closer to one than `near_fraction` of its isolation (its distance to the nearest other
+real row, training and holdout alike) reproduces it, or nearly.
 
-Distances come from `privacy.distance`; this module only picks the rows and reads the ratios.
+Even real rows never trained on get "reproduced" now and then (a fresh row can land next to an
+outlier, and real tables hold near-twins), so a count alone refuses honest data. Isolation is measured
+the same way for members and non-members, as many of the most isolated rows are taken from each group,
+and the check is whether members are reproduced more often than equally isolated non-members. A row
+with an exact twin elsewhere among the real rows has isolation 0 and is never isolated.
+
+Distances come from `privacy.distance`; this module only picks the rows and compares the counts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from privacy.membership import DEFAULT_ALPHA, excess_p_value, rate_difference
 
 # Calibrated on UCI Adult (benchmarks/privacy_timing.py --calibrate, 60/20/20 splits of real rows): over 20
 # honest 8,000-row splits the smallest ratio among the 20 most isolated rows was 0.39 (median 0.67; 0.68 and
@@ -25,51 +34,76 @@ NEAR_FRACTION = 0.1
 
 @dataclass(frozen=True)
 class OutlierProtection:
-    """`reproduced` of the `k` most isolated training rows have a synthetic row nearer than
-    `near_fraction` times their isolation; `min_ratio` is the smallest nearest-synthetic distance
-    over isolation among them (inf when k is 0 or every such row has a twin in train)."""
+    """The most isolated real rows and how many of them a synthetic row reproduces, by membership.
 
-    k: int
-    reproduced: int
+    `members`, `nonmembers`: the isolated rows (indices into the arrays given), most isolated first;
+    `members_reproduced`, `nonmembers_reproduced`: how many of each have a synthetic row nearer than
+    `near_fraction` times their isolation. `excess`: the members' reproduced rate less the
+    non-members', `excess_ci` its Newcombe interval at alpha, `p_value` the one-sided Fisher test of
+    the same. `min_ratio`: the smallest nearest-synthetic distance over isolation among the isolated
+    members (inf when there are none).
+    """
+
+    members: np.ndarray
+    nonmembers: np.ndarray
+    members_reproduced: int
+    nonmembers_reproduced: int
+    excess: float
+    excess_ci: tuple[float, float]
+    p_value: float
     min_ratio: float
     near_fraction: float
 
 
-def most_isolated(
-    upper_bounds: np.ndarray, isolation_of: Callable[[np.ndarray], np.ndarray], k: int, *, block: int = 256
-) -> tuple[np.ndarray, np.ndarray]:
-    """The k rows with the largest isolation, exactly, as (row indices, isolation), most isolated first.
+def isolated(isolation: np.ndarray, is_member: np.ndarray, *, share: float, minimum: int) -> np.ndarray:
+    """Indices of the k most isolated members and the k most isolated non-members, most isolated first.
 
-    `upper_bounds[i]` must be at least row i's isolation (its distance to a sample of the other
-    rows will do), and `isolation_of(rows)` measures the exact isolation of some rows. Rows are
-    measured in order of their bound, a block at a time, until the k-th largest exact isolation
-    found reaches the next bound: no row left can then beat it. On real tables the bounds are
-    tight where it matters and one or two blocks suffice, instead of measuring every row.
+    k is the same for both groups (`share` of the smaller group's rows with a positive isolation, at least
+    `minimum`, at most all of them), so the comparison is balanced whatever the split: with a training
+    part three times the holdout, a pooled ranking would hold three members per non-member, and 20
+    reproduced members could not be told from chance at a strict level. The reproduction radius is a
+    fixed fraction of each row's own isolation, so a rarer neighbourhood gets a proportionally larger
+    ball, and fresh rows reproduce the members' more isolated top k by chance no more often than the
+    non-members' top k.
     """
-    k = min(k, len(upper_bounds))
-    order = np.argsort(-upper_bounds, kind="stable")
-    rows = np.empty(0, dtype=np.int64)
-    exact = np.empty(0)
-    for start in range(0, len(order), block):
-        batch = order[start : start + block]
-        rows, exact = np.concatenate([rows, batch]), np.concatenate([exact, isolation_of(batch)])
-        next_bound = upper_bounds[order[start + block]] if start + block < len(order) else -np.inf
-        if len(exact) >= k and np.sort(exact)[-k] >= next_bound:
-            break
-    top = np.argsort(-exact, kind="stable")[:k]
-    return rows[top], exact[top]
+    isolation = np.asarray(isolation, dtype=np.float64)
+    is_member = np.asarray(is_member, dtype=bool)
+    groups = [np.flatnonzero((isolation > 0) & side) for side in (is_member, ~is_member)]
+    smaller = min(len(group) for group in groups)
+    k = min(smaller, max(minimum, math.ceil(share * smaller)))
+    picked = np.concatenate([group[np.argsort(-isolation[group], kind="stable")[:k]] for group in groups])
+    return picked[np.argsort(-isolation[picked], kind="stable")]
 
 
 def outlier_protection(
-    isolation: np.ndarray, nearest_synthetic: np.ndarray, *, near_fraction: float = NEAR_FRACTION
+    isolation: np.ndarray,
+    nearest_synthetic: np.ndarray,
+    is_member: np.ndarray,
+    *,
+    near_fraction: float = NEAR_FRACTION,
+    share: float = 0.01,
+    minimum: int = 20,
+    alpha: float = DEFAULT_ALPHA,
 ) -> OutlierProtection:
-    """Count the isolated rows that a synthetic row reproduces, from their isolation and nearest synthetic distance."""
+    """Compare how often the most isolated members and non-members have a synthetic row near them."""
     isolation = np.asarray(isolation, dtype=np.float64)
     nearest = np.asarray(nearest_synthetic, dtype=np.float64)
-    ratio = np.divide(nearest, isolation, out=np.full(len(isolation), np.inf), where=isolation > 0)
+    is_member = np.asarray(is_member, dtype=bool)
+    top = isolated(isolation, is_member, share=share, minimum=minimum)
+    ratio = nearest[top] / isolation[top]
+    reproduced = ratio < near_fraction
+    in_members = is_member[top]
+    counts = (int(reproduced[in_members].sum()), int(in_members.sum()))
+    base = (int(reproduced[~in_members].sum()), int((~in_members).sum()))
+    excess, excess_ci = rate_difference(*counts, *base, alpha)
     return OutlierProtection(
-        k=len(isolation),
-        reproduced=int((ratio < near_fraction).sum()),
-        min_ratio=float(ratio.min(initial=np.inf)),
+        members=top[in_members],
+        nonmembers=top[~in_members],
+        members_reproduced=counts[0],
+        nonmembers_reproduced=base[0],
+        excess=excess,
+        excess_ci=excess_ci,
+        p_value=excess_p_value(*counts, *base),
+        min_ratio=float(ratio[in_members].min(initial=np.inf)),
         near_fraction=near_fraction,
     )

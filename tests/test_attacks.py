@@ -35,10 +35,26 @@ def test_wilson_matches_the_textbook_interval() -> None:
 
 def test_risk_is_the_excess_over_control_scaled_to_its_room() -> None:
     result = AttackResult.from_counts("x", n_attacks=1000, n_success=600, n_control=200, n_baseline=10)
-    attack, control = wilson(600, 1000)[0], wilson(200, 1000)[0]
+    attack, control = wilson(600, 1000, 0.998)[0], wilson(200, 1000, 0.998)[0]  # each side errs alpha = 0.001
     assert result.risk == pytest.approx((attack - control) / (1 - control))
     assert result.risk_ci[0] < result.risk < result.risk_ci[1]
     assert AttackResult.from_counts("x", 1000, 200, 600, 10).risk == 0.0  # clipped, as anonymeter binds it
+
+
+def test_each_side_of_every_interval_errs_alpha() -> None:
+    strict, loose = (AttackResult.from_counts("x", 500, 300, 100, 10, alpha=a) for a in (0.001, 0.025))
+    assert strict.risk_ci[0] < loose.risk_ci[0] < loose.risk_ci[1] < strict.risk_ci[1]
+    rate, error = wilson(300, 500, 0.95)
+    assert loose.attack_ci == pytest.approx((rate - error, rate + error))
+
+
+def test_the_worst_inference_column_is_bounded_at_alpha_over_the_columns(population) -> None:
+    """Bonferroni: each column's interval at alpha / (number of secrets), so the worst keeps error alpha."""
+    train, control, fresh, schema = population
+    alone = attribute_inference(train, control, fresh, schema, secrets=["income"], alpha=0.01)["income"]
+    among_two = attribute_inference(train, control, fresh, schema, secrets=["income", "colour"], alpha=0.02)
+    assert among_two["income"].risk_ci == pytest.approx(alone.risk_ci)
+    assert among_two["income"].attack_rate == pytest.approx(alone.attack_rate)
 
 
 def test_copies_show_high_risk_in_every_attack(population) -> None:

@@ -1,15 +1,28 @@
-"""The CLI's contract for bad input: exit 2, one clear line on stderr, no traceback, nothing written."""
+"""The CLI's contract for bad input: exit 2, one clear line on stderr, no traceback, nothing written; a quiet
+terminal; and a run stopped by a signal unwinds, leaving nothing half-written and no process behind."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import EXIT_BAD_INPUT, app
+from flows import publish
+from flows.cli import EXIT_BAD_INPUT, EXIT_SIGNAL_BASE, QUIET_ENVIRONMENT, app, quiet_libraries
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +31,14 @@ ROOT = Path(__file__).resolve().parent.parent
 def write(path: Path, content: bytes) -> Path:
     path.write_bytes(content)
     return path
+
+
+def parquet(path: Path, table: pa.Table) -> Path:
+    pq.write_table(table, path)
+    return path
+
+
+INFINITE = b"x,y\n" + b"1.5,a\ninf,b\n-inf,a\n2.5,b\n" * 10
 
 
 BAD_INPUTS = {
@@ -32,6 +53,13 @@ BAD_INPUTS = {
     "unknown YAML key": lambda tmp: ["--config", str(write(tmp / "typo.yaml", b"generater: gmm\n"))],
     "bad schema override": lambda tmp: ["--config", str(write(tmp / "kinds.yaml", b"columns: {nope: pii}\n"))],
     "rebalance a number": lambda tmp: ["--rebalance", "age"],
+    "infinite numbers": lambda tmp: ["--source", str(write(tmp / "inf.csv", INFINITE))],
+    "UTF-16 without BOM": lambda tmp: ["--source", str(write(tmp / "u16.csv", "a,b\n1,2\n".encode("utf-16-le")))],
+    "Excel workbook": lambda tmp: ["--source", str(write(tmp / "book.xlsx", b"PK\x03\x04" + bytes(64)))],
+    "two decimal marks": lambda tmp: ["--source", str(write(tmp / "dec.csv", b"a;b\n1,5;2.5\n2,5;3.5\n"))],
+    "nothing learnable": lambda tmp: [
+        "--source", str(parquet(tmp / "nested.parquet", pa.table({"tags": pa.array([[1, 2]] * 30)})))
+    ],
 }
 EXPECTED = {
     "missing file": "source not found",
@@ -45,6 +73,11 @@ EXPECTED = {
     "unknown YAML key": "generater: Extra inputs are not permitted",
     "bad schema override": "unknown column(s): nope",
     "rebalance a number": "cannot rebalance 'age': only categorical or boolean columns",
+    "infinite numbers": "column 'x' holds infinite values (inf or -inf); make them missing",
+    "UTF-16 without BOM": "looks like UTF-16 text without a byte-order mark",
+    "Excel workbook": "is a ZIP archive (an Excel workbook?)",
+    "two decimal marks": "cannot tell the decimal mark",
+    "nothing learnable": "has no column a model can learn: 'tags' (nested values (list<",
 }
 
 
@@ -92,3 +125,175 @@ def test_generators_lists_the_registry() -> None:
     assert result.exit_code == 0
     for name in GENERATORS:
         assert name in result.stdout
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_output_that_cannot_take_a_release_exits_2_before_any_work(tmp_path: Path, where: str) -> None:
+    blocker = write(tmp_path / "file.txt", b"keep me")
+    out = blocker if where == "a file" else blocker / "sub"
+    result = runner.invoke(app, ["run", "--generator", "copula", "--out", str(out)])
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    assert result.stderr.strip() == f"error: cannot write releases under {out}: {blocker} is a file, not a folder"
+    assert blocker.read_bytes() == b"keep me"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: permissions are not enforced")
+def test_an_unwritable_output_folder_exits_2(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        result = runner.invoke(app, ["run", "--generator", "copula", "--out", str(locked / "out")])
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == EXIT_BAD_INPUT and "is not writable" in result.stderr
+
+
+def test_library_warnings_are_silenced_unless_verbose() -> None:
+    before = {key: os.environ.get(key) for key in QUIET_ENVIRONMENT}
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        with quiet_libraries(verbose=False):
+            warnings.warn("numpy: invalid value encountered", RuntimeWarning, stacklevel=1)
+            assert os.environ["PYTHONWARNINGS"] == "ignore" or before["PYTHONWARNINGS"] is not None
+        assert shown == []
+        with quiet_libraries(verbose=True):
+            warnings.warn("numpy: invalid value encountered", RuntimeWarning, stacklevel=1)
+        assert len(shown) == 1
+    assert {key: os.environ.get(key) for key in QUIET_ENVIRONMENT} == before
+
+
+def _clean_run(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """`synthgate` as a user runs it from a fresh shell: no settings in the environment, not via make."""
+    command = [sys.executable, "-c", "from flows.cli import main; main()", *args]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def test_a_run_from_a_clean_shell_keeps_stderr_empty(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n = 300
+    source = parquet(tmp_path / "shop.parquet", pa.table({
+        "basket": rng.gamma(2.0, 20.0, n).round(2),
+        "items": rng.integers(1, 9, n),
+        "channel": rng.choice(["web", "store", "phone"], n, p=[0.5, 0.3, 0.2]),
+        "tags": pa.array([["a", "b"][: int(k)] for k in rng.integers(0, 3, n)]),  # lists: dropped, not a crash
+    }))
+    out = tmp_path / "out"
+    done = _clean_run(tmp_path / "home", "run", "--source", str(source), "--generator", "copula", "--out", str(out))
+    assert done.returncode in (0, 3), done.stdout + done.stderr
+    assert done.stderr == ""
+    assert "dropped 1 column(s) no model can learn: tags (nested values (list<" in done.stdout
+    manifest = json.loads(next(out.glob("shop/*/*/manifest.json")).read_text())
+    assert list(manifest["source"]["dropped"]) == ["tags"]
+    assert "tags" not in manifest["schema"]["columns"]
+
+
+def test_bad_input_from_a_clean_shell_is_exactly_one_line(tmp_path: Path) -> None:
+    source = write(tmp_path / "inf.csv", INFINITE)
+    done = _clean_run(tmp_path / "home", "run", "--source", str(source), "--out", str(tmp_path / "out"))
+    assert done.returncode == EXIT_BAD_INPUT
+    assert done.stderr == "error: column 'x' holds infinite values (inf or -inf); make them missing\n"
+
+
+def test_a_full_disk_at_publish_exits_2_and_keeps_the_previous_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    table = pd.read_parquet(ROOT / "data" / "adult.parquet").sample(400, random_state=0)
+    source = tmp_path / "adult.csv"
+    table.to_csv(source, index=False)
+    first = publish.publish_release(out, "adult", "r1", table.head(5), _passed_manifest(), lambda m: "<html></html>")
+    before = sorted(p.name for p in first.rglob("*"))
+
+    def full(path: Path, write: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(publish, "_write_durably", full)
+    result = runner.invoke(app, ["run", "--source", str(source), "--generator", "copula", "--out", str(out)])
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(f"in {out / 'adult'}: No space left on device"), lines
+    assert sorted(p.name for p in (out / "adult" / "releases").iterdir()) == ["r1"]
+    assert sorted(p.name for p in first.rglob("*")) == before
+    assert publish.read_current(out, "adult") == "r1"
+    assert list((out / "adult" / ".staging").iterdir()) == []
+    assert not list((out / "adult").glob("refused/*"))
+
+
+def _passed_manifest() -> dict[str, object]:
+    return {"generator": {"name": "copula"}, "source": {"sha256": "ab" * 32}, "gate": {"passed": True, "checks": []}}
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, read from /proc (children of children included)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_run_exits_cleanly_and_leaves_no_process_behind(tmp_path: Path, stop: signal.Signals) -> None:
+    """Adult with the default generator trains for a minute: stopped while training, the run must end within
+    seconds with 128 + the signal and one line, and Prefect's ephemeral server (its child) must go too."""
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from flows.cli import main; main()", "run", "--out", str(out)]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
+    run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    spawned: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not _descendants(run.pid) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(10)  # the server is up and the flow is training
+        spawned = _descendants(run.pid)
+        assert spawned and run.poll() is None, "the run should have started Prefect's server and still be training"
+        stopped_at = time.monotonic()
+        run.send_signal(stop)
+        _, err = run.communicate(timeout=60)
+        assert time.monotonic() - stopped_at < 20
+        assert run.returncode == EXIT_SIGNAL_BASE + stop
+        assert err == f"error: interrupted ({stop.name})\n"
+        time.sleep(0.5)
+        assert [pid for pid in spawned if _running(pid)] == []
+    finally:  # whatever failed above, leave no process of this test behind
+        for pid in [run.pid, *spawned]:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+    releases, staging = out / "adult" / "releases", out / "adult" / ".staging"
+    assert not releases.exists() or not any(releases.iterdir())
+    assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_prefect_prints_no_telemetry_notice_on_a_terminal(tmp_path: Path) -> None:
+    """Prefect shows a first-run telemetry notice on an interactive terminal when it is imported; importing
+    it through our package (as every command does) must not."""
+    (tmp_path / "home").mkdir()
+    leader, follower = os.openpty()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "TERM": "xterm"}
+    with os.fdopen(leader, "rb", buffering=0) as terminal:
+        done = subprocess.run([sys.executable, "-c", "import flows, prefect"], cwd=ROOT, env=env, timeout=120,
+                              stdin=follower, stdout=follower, stderr=follower)
+        os.close(follower)
+        shown = b""
+        with contextlib.suppress(OSError):  # reading a pty whose other end is closed ends in EIO
+            while chunk := terminal.read(4096):
+                shown += chunk
+    assert done.returncode == 0
+    assert b"anonymous usage" not in shown and shown.strip() == b""

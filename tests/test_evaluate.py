@@ -71,9 +71,11 @@ def test_real_rows_never_trained_on_pass_the_whole_gate(files: dict[str, Path], 
     assert (tmp_path / "honest" / "expectations" / "index.html").is_file()
     names = [check["name"] for check in manifest["gate"]["checks"]]  # type: ignore[index]
     for expected in ("fidelity.quality", "fidelity.diagnostic", "fidelity.column_shape[age]",
-                     "fidelity.null_drift[age]", "fidelity.category_coverage[workclass]", "utility.ratio",
-                     "privacy.dcr_share", "privacy.membership_auc_distance", "privacy.singling_out_risk"):
+                     "fidelity.null_drift[age]", "fidelity.category_coverage[workclass]", "utility.lift_kept",
+                     "privacy.dcr_share", "privacy.membership_tpr[density]", "privacy.isolated_reproduced",
+                     "privacy.singling_out_risk"):
         assert expected in names
+    assert manifest["metrics"]["privacy"]["membership_auc_distance"] is not None  # kept for continuity
     assert any(name.startswith("expectations.") for name in names)
     assert manifest["metrics"]["utility"]["target"] == "class"  # type: ignore[index]
 
@@ -142,7 +144,7 @@ def test_planted_privacy_leaks_are_refused_by_name(files: dict[str, Path], parts
     leaks = {
         "copy-of-train": (copies, "privacy.exact_match_rate"),
         "five-percent-copies": (some_copies, "privacy.exact_match_rate"),
-        "one-percent-noise": (_with_noise(copies, numbers, 4), "privacy.dcr_share"),
+        "one-percent-noise": (_with_noise(copies, numbers, 4), "privacy.membership_tpr[distance]"),
         "isolated-rows": (with_outliers, "privacy.isolated_reproduced"),
     }
     for name, (synthetic, check) in leaks.items():

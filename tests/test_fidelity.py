@@ -87,12 +87,18 @@ def test_planted_shuffle_breaks_the_pair_trend_but_not_the_shape() -> None:
 
 
 def test_a_column_that_cannot_be_scored_is_reported(mixed_frame: pd.DataFrame, mixed_schema: Schema) -> None:
+    from validation.comparison import compare_columns
+
     synthetic = mixed_frame.assign(income=np.nan)
     result = evaluate_fidelity(mixed_frame, synthetic, mixed_schema)
     assert np.isnan(result.per_column["income"])
-    assert "income" in result.errors
-    # sdmetrics averages over what it could score: the hole does not show in the quality itself.
+    # No score exists for a column without values: not an sdmetrics failure, but judged by our own checks.
+    assert "income" in result.undefined and result.errors == {}
+    # sdmetrics averages over what it could score: the hole does not show in the quality itself ...
     assert result.column_shapes == pytest.approx(1.0)
+    # ... while the column comparison sees it plainly.
+    compared = compare_columns(mixed_frame, synthetic, mixed_schema)
+    assert compared.shapes["income"].value == 0.0 and compared.nulls["income"].p_value < 1e-12
 
 
 def test_utility_copes_with_high_cardinality_features_and_tells_copies_from_noise() -> None:
@@ -113,12 +119,38 @@ def test_utility_copes_with_high_cardinality_features_and_tells_copies_from_nois
     faithful = evaluate_utility(train, holdout, train, schema, "label")
     broken = train.assign(label=rng.permutation(train["label"].to_numpy()))
     useless = evaluate_utility(train, holdout, broken, schema, "label")
-    assert faithful.real_score > 0.8 and abs(faithful.ratio - 1) < 1e-9
+    assert faithful.real_score > 0.8 and abs(faithful.ratio - 1) < 1e-9 and faithful.lift_kept == pytest.approx(1)
+    assert faithful.real_lift_p < 1e-6 and faithful.gap_p > 0.4  # same model, same predictions: no gap
+    assert faithful.baseline_score == pytest.approx(0.5, abs=0.02)  # macro-F1 of guessing by the priors
     assert useless.synthetic_score < 0.65 < faithful.synthetic_score
+    assert useless.lift_kept < 0.5 and useless.gap_p < 1e-6
 
 
-def test_drift_sees_added_nulls_and_a_merged_category_that_shape_scores_hide() -> None:
-    from validation.drift import column_drift
+def test_utility_without_signal_says_the_real_model_is_no_better_than_guessing() -> None:
+    from validation.utility import evaluate_utility
+
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=1_500), "b": rng.normal(size=1_500),
+                          "label": rng.choice(["p", "q"], 1_500).astype(object)})
+    _, schema = infer_schema(frame)
+    result = evaluate_utility(frame.iloc[:1_000], frame.iloc[1_000:], frame.iloc[:1_000], schema, "label")
+    assert result.real_lift_p > 0.05
+
+
+def test_regression_utility_lifts_over_the_mean() -> None:
+    from validation.utility import evaluate_utility
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=2_000)
+    frame = pd.DataFrame({"x": x, "y": 2 * x + 0.1 * rng.normal(size=2_000)})
+    _, schema = infer_schema(frame)
+    result = evaluate_utility(frame.iloc[:1_500], frame.iloc[1_500:], frame.iloc[:1_500], schema, "y")
+    assert result.metric == "r2" and result.real_score > 0.95
+    assert result.baseline_score == pytest.approx(0.0, abs=0.02) and result.lift_kept == pytest.approx(1.0)
+
+
+def test_coverage_sees_a_merged_category_that_shape_scores_hide() -> None:
+    from validation.drift import category_coverage
 
     rng = np.random.default_rng(1)
     n = 4_000
@@ -126,18 +158,15 @@ def test_drift_sees_added_nulls_and_a_merged_category_that_shape_scores_hide() -
                                                                         p=[0.6, 0.3, 0.0985, 0.0015])})
     _, schema = infer_schema(real)
     honest = real.sample(frac=1, random_state=2).reset_index(drop=True).iloc[:1_000]
-    clean = column_drift(real, honest, schema)
-    assert max(clean.null_drift.values()) < 0.01
+    clean = category_coverage(real, honest, schema)
     # "rare" (6 rows) is expected 1.5 times in 1,000 rows: not held to coverage, so losing it is no fault.
-    assert clean.category_coverage == {"level": 1.0} and clean.missing_categories == {}
-
-    faulty = honest.copy()
-    faulty.loc[faulty.sample(frac=0.3, random_state=3).index, "x"] = np.nan
-    faulty["level"] = faulty["level"].replace({"c": "b"})
-    drift = column_drift(real, faulty, schema)
-    assert drift.null_drift["x"] == pytest.approx(0.3, abs=0.01)
-    assert drift.category_coverage["level"] == pytest.approx(2 / 3)
-    assert drift.missing_categories == {"level": ("c",)}
+    assert clean.coverage == {"level": 1.0} and clean.missing == {}
+    faulty = honest.assign(level=honest["level"].replace({"c": "b"}))
+    coverage = category_coverage(real, faulty, schema)
+    assert coverage.coverage["level"] == pytest.approx(2 / 3)
+    assert coverage.missing == {"level": ("c",)}
+    # Held categories must be so common that a faithful table misses one with probability below alpha.
+    assert coverage.expected_count == pytest.approx(max(10.0, np.log(3 / 0.001)))
 
 
 @pytest.mark.parametrize(

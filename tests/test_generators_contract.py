@@ -169,3 +169,30 @@ def test_conditional_sampling_fixes_the_requested_values(fitted: Generator) -> N
 def test_bad_conditions_are_one_line_errors(fitted: Generator, conditions: dict, message: str) -> None:
     with pytest.raises(BadInputError, match=message):
         fitted.sample(10, conditions=conditions)
+
+
+def _degenerate_tables() -> dict[str, pd.DataFrame]:
+    rng = np.random.default_rng(3)
+    n = 300
+    return {
+        "one number": pd.DataFrame({"x": rng.normal(size=n)}),
+        "one category": pd.DataFrame({"c": rng.choice(["a", "b", "c"], n).astype(object)}),
+        "all categorical": pd.DataFrame({"a": rng.choice(list("abc"), n).astype(object),
+                                         "b": rng.choice(list("xy"), n).astype(object)}),
+        "constant and all-null": pd.DataFrame({"x": rng.normal(size=n), "k": np.full(n, 7.0),
+                                               "e": pd.Series([None] * n, dtype=object),
+                                               "g": rng.choice(["u", "v"], n).astype(object)}),
+    }
+
+
+@pytest.mark.parametrize("table", list(_degenerate_tables()))
+@pytest.mark.parametrize("name", sorted(GENERATORS))
+def test_degenerate_tables_fit_and_sample(name: str, table: str) -> None:
+    """One column, only categories, a constant and an all-null column: shapes real tables have."""
+    from generators.inference import infer_schema
+
+    frame, schema = infer_schema(_degenerate_tables()[table])
+    sample = create(name, FAST_PARAMS.get(name), seed=0, device="cpu").fit(frame, schema).sample(50)
+    assert list(sample.columns) == list(frame.columns) and len(sample) == 50
+    if "k" in frame:
+        assert (sample["k"] == 7.0).all() and sample["e"].isna().all()

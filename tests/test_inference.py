@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import pandas as pd
 import pytest
 
-from generators.inference import infer_schema
+from generators.inference import as_written, detect_kind, infer_schema, pii_type_of
 from generators.schema import BadInputError, ColumnKind, Schema
 
 
@@ -105,3 +108,99 @@ def test_schema_round_trips_through_its_dict(mixed_frame: pd.DataFrame) -> None:
     _, schema = infer_schema(mixed_frame, target="colour")
     again = Schema.from_dict(schema.to_dict())
     assert again == schema and again.target == "colour"
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("telephone", ["1", "2"]),
+        ("telephone", ["yes", "no"]),
+        ("telephone", ["A191", "A192"]),
+        ("name", ["basic", "pro", "enterprise"]),
+        ("address", [f"street {c}" for c in "abcdefghij"]),  # no digits: not an address
+        ("email", [f"user{i}" for i in range(40)]),  # no @
+        ("fax", [f"{i}" for i in range(40)]),  # too few digits for a number anyone dials
+    ],
+    ids=["phone-codes-12", "phone-yes-no", "phone-A191", "name-tiers", "address-words", "email-no-at", "fax-short"],
+)
+def test_a_name_alone_never_makes_a_column_pii(name: str, values: list[str]) -> None:
+    sample = pd.Series(values * (200 // len(values)), name=name)
+    assert pii_type_of(name, sample) is None
+    assert detect_kind(sample) is not ColumnKind.PII
+
+
+def test_name_hints_still_find_personal_data_whose_values_fit() -> None:
+    n = 60
+    assert pii_type_of("email", pd.Series([f"user{i}@localhost" for i in range(n)])) == "email"
+    assert pii_type_of("home_address", pd.Series([f"{i} Rue de la Paix" for i in range(n)])) == "address"
+    assert pii_type_of("mobile", pd.Series([f"06 12 34 {i:02d}" for i in range(n)])) == "phone"
+    assert pii_type_of("last_name", pd.Series([f"O'Brien-{c}{d}" for c in "ABCDEF" for d in "ghijklmnop"])) == (
+        "person_name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "fmt"),
+    [(["10:49:41", "07:05:00", "23:59:59"], "%H:%M:%S"), (["07:05", "18:30", "0:00"], "%H:%M"),
+     (["10:49:41.250", "07:05:00.5"], "%H:%M:%S.%f")],
+    ids=["seconds", "minutes", "fractions"],
+)
+def test_a_time_of_day_is_a_datetime_in_its_format_never_ipv6(values: list[str], fmt: str) -> None:
+    column = pd.Series(values * 20, name="at")
+    assert pii_type_of("at", column) is None
+    conformed, schema = infer_schema(column.to_frame())
+    assert schema["at"].kind is ColumnKind.DATETIME and schema["at"].datetime_format == fmt
+    assert (conformed["at"].dt.date == pd.Timestamp("1900-01-01").date()).all()  # one fixed day, never today's
+    written = as_written(conformed, schema)["at"]  # published as text in its format (`0:00` comes back `00:00`)
+    assert written.map(type).eq(str).all()
+    assert pd.to_datetime(written, format=fmt).tolist() == pd.to_datetime(column, format=fmt).tolist()
+    assert schema["at"].bounds is not None
+
+
+@pytest.mark.parametrize(
+    "values",
+    [["2001:db8:85a3:0:0:8a2e:370:7334", "fe80::1", "::1", "2001:db8::ff00:42:8329"]],
+)
+def test_ipv6_addresses_are_still_pii(values: list[str]) -> None:
+    assert pii_type_of("peer", pd.Series(values * 10)) == "ipv6"
+
+
+def test_dates_are_not_phone_numbers() -> None:
+    for values in (["2020-01-01", "2021-12-31"], ["01/02/2020", "31/12/2021"], ["01.02.2020", "31.12.2021"]):
+        assert pii_type_of("day", pd.Series(values * 20)) is None
+    _, schema = infer_schema(pd.DataFrame({"day": ["2020-01-01", "2021-12-31"] * 20}))
+    assert schema["day"].kind is ColumnKind.DATETIME
+
+
+def test_infinite_numbers_are_refused_before_any_warning() -> None:
+    frame = pd.DataFrame({"x": [1.0, np.inf, 2.0, -np.inf] * 10})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's RuntimeWarning would fail the test
+        with pytest.raises(BadInputError, match=r"^column 'x' holds infinite values"):
+            infer_schema(frame)
+
+
+def test_a_time_of_day_column_is_learned_and_comes_back_in_its_format() -> None:
+    from generators.registry import create
+
+    rng = np.random.default_rng(0)
+    seconds = rng.integers(6 * 3600, 22 * 3600, 300)
+    frame = pd.DataFrame(
+        {"at": [f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}" for s in seconds], "v": seconds / 3600.0}
+    )
+    conformed, schema = infer_schema(frame)
+    synthetic = as_written(create("copula", {}, seed=0).fit(conformed, schema).sample(200), schema)
+    times = pd.to_datetime(synthetic["at"], format="%H:%M:%S")
+    assert times.notna().all() and synthetic["at"].str.fullmatch(r"\d\d:\d\d:\d\d").all()
+    assert synthetic["at"].min() >= "06:00:00" and synthetic["at"].max() <= "22:00:00"
+    assert np.corrcoef(times.dt.hour + times.dt.minute / 60, synthetic["v"])[0, 1] > 0.5  # learned jointly with v
+
+
+def test_an_identifier_that_repeats_now_and_then_is_still_an_id() -> None:
+    rng = np.random.default_rng(0)
+    numbers = rng.choice(np.arange(500_000, 600_000), 300, replace=False)
+    numbers[:12] = numbers[12:24]  # twelve patients seen twice
+    frame = pd.DataFrame({"hospital_number": numbers, "visits": rng.integers(0, 100, 300), "lab no": numbers})
+    _, schema = infer_schema(frame)
+    assert schema["hospital_number"].kind is ColumnKind.ID and schema["lab no"].kind is ColumnKind.ID
+    assert schema["visits"].kind is ColumnKind.NUMERICAL  # a measure: neither named nor distinct like an id

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
+import os
 import re
 import signal
 import subprocess
@@ -18,10 +20,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from flows import publish
 from flows.publish import (
     META_GENERATOR,
     META_RELEASE_ID,
     META_SOURCE_SHA256,
+    StorageError,
+    check_writable,
     new_run_id,
     publish_release,
     read_current,
@@ -292,3 +297,78 @@ def test_sigkill_at_any_moment_leaves_a_consistent_release(
     _assert_complete(dataset / "releases" / "r3")
     assert list((dataset / ".staging").iterdir()) == []
     assert list(dataset.glob(".CURRENT.*")) == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES])
+@pytest.mark.parametrize("failing", ["part", "manifest", "current"])
+def test_a_disk_that_refuses_a_write_is_one_line_and_leaves_nothing_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, failing: str
+) -> None:
+    first = publish_release(tmp_path, "ds", "r1", _tiny(), _manifest(), _render)
+    before = _tree(first)
+    real = publish._write_durably
+
+    def full(path: Path, write: Any) -> None:
+        if {"part": "part-", "manifest": "manifest", "current": ".CURRENT."}[failing] in path.name:
+            raise OSError(code, os.strerror(code), str(path))
+        real(path, write)
+
+    monkeypatch.setattr(publish, "_write_durably", full)
+    with pytest.raises(StorageError) as caught:
+        publish_release(tmp_path, "ds", "r2", _tiny(10), _manifest(), _render)
+    assert str(caught.value) == f"cannot publish in {tmp_path / 'ds'}: {os.strerror(code)}"
+    assert isinstance(caught.value, BadInputError)  # the CLI's exit 2
+    assert _tree(first) == before and read_current(tmp_path, "ds") == "r1"
+    assert list((tmp_path / "ds" / ".staging").iterdir()) == []
+    assert list((tmp_path / "ds").glob(".CURRENT.*")) == []
+    releases = sorted(p.name for p in (tmp_path / "ds" / "releases").iterdir())
+    assert releases == (["r1", "r2"] if failing == "current" else ["r1"])  # r2, if there, is whole
+    for release in releases:
+        _assert_complete(tmp_path / "ds" / "releases" / release)
+
+
+def test_a_refusal_that_cannot_be_written_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(path: Path, write: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(publish, "_write_durably", full)
+    with pytest.raises(StorageError, match=r"^cannot record the refusal in .*: No space left on device$"):
+        record_refusal(tmp_path, "ds", "run-1", _manifest(passed=False), _render)
+    assert list((tmp_path / "ds" / ".staging").iterdir()) == []
+    assert not (tmp_path / "ds" / "refused").exists() or list((tmp_path / "ds" / "refused").iterdir()) == []
+
+
+def test_other_os_errors_are_not_taken_for_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(path: Path, write: Any) -> None:
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(publish, "_write_durably", broken)
+    with pytest.raises(OSError) as caught:
+        publish_release(tmp_path, "ds", "r1", _tiny(), _manifest(), _render)
+    assert not isinstance(caught.value, BadInputError)
+
+
+def test_check_writable_refuses_an_output_that_cannot_hold_releases(tmp_path: Path) -> None:
+    check_writable(tmp_path / "new" / "deeper", "ds")  # missing folders are made at publish
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(StorageError, match=f"^cannot write releases under {blocker}: {blocker} is a file"):
+        check_writable(blocker, "ds")
+    with pytest.raises(StorageError, match=f"{blocker} is a file, not a folder$"):
+        check_writable(blocker / "sub", "ds")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "ds").write_text("a file where the dataset's folder goes")
+    with pytest.raises(StorageError, match="is a file, not a folder"):
+        check_writable(tmp_path / "out", "ds")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders: permissions are not enforced")
+def test_check_writable_refuses_a_folder_without_write_permission(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        with pytest.raises(StorageError, match="is not writable"):
+            check_writable(locked / "out", "ds")
+    finally:
+        locked.chmod(0o700)

@@ -120,7 +120,8 @@ def test_figures_are_embedded_as_data_uris_with_alt_text() -> None:
 def test_sections_come_in_reading_order() -> None:
     manifest = _manifest(passed=False)
     manifest["metrics"]["utility"] = {"target": "colour", "task": "classification", "metric": "macro_f1",
-                                      "real_score": 0.8, "synthetic_score": 0.72, "ratio": 0.9}
+                                      "real_score": 0.8, "synthetic_score": 0.72, "baseline_score": 0.4,
+                                      "ratio": 0.9, "lift_kept": 0.8, "real_lift_p": 1e-9, "gap_p": 0.01}
     page = render_report(manifest, details=_full_details())
 
     body = page[page.index("<body>") :]
@@ -128,7 +129,7 @@ def test_sections_come_in_reading_order() -> None:
                 "<h2>Privacy", "Per column", "Timings", "<h2>Schema", "Provenance"]
     positions = [body.index(h) for h in headings]
     assert positions == sorted(positions)
-    assert "90.0%" in body and "macro_f1" in body and "0.72" in body
+    assert "80.0%" in body and "macro_f1" in body and "0.72" in body
 
 
 def test_gate_checks_are_grouped_by_family_with_their_rule() -> None:
@@ -201,6 +202,29 @@ def test_values_are_escaped() -> None:
     assert "<script" not in page and 'src="https' not in page and "<img src=\"https" not in page
     assert [img for img in re.findall(r"<img [^>]*>", page) if 'src="data:image/png;base64,' not in img] == []
     assert page.count("&lt;img src=&quot;https://evil.example/x.png&quot;") >= 9
+
+
+def test_classifier_section_follows_the_scores_with_the_columns_and_pairs_that_give_rows_away() -> None:
+    manifest = _manifest(passed=True)
+    manifest["metrics"]["fidelity"].update({"c2st_auc": 0.8312, "c2st_auc_low": 0.8201, "c2st_auc_high": 0.8423,
+                                            "marginal_tv_3way": 0.0871, "marginal_tv_ratio": 1.43})
+    details = {**_full_details(),
+               "c2st": {"rows": 10_000, "importance": {"colour": 0.02, "age": 0.21},
+                        "worst_pairs": [["age", "colour", 0.79], "not a pair"]},
+               "marginals": {"order": 3, "distance": 0.0871, "holdout_distance": 0.0609, "ratio": 1.43, "sets": 455,
+                             "of": 455, "rows": 6_513}}
+    page = render_report(manifest, details=details)
+
+    body = page[page.index("<body>") :]
+    section = body[body.index("Can a classifier tell synthetic from real rows?") : body.index("<h2>Figures")]
+    assert body.index("<h2>Scores") < body.index("Can a classifier tell")
+    for shown in ("0.831", "0.820 to 0.842", "0.5: indistinguishable", "1.0: trivially told apart", "10,000",
+                  "0.087", "1.43 × real unseen rows", "455 of 455 column triples", "0.061", "age × colour", "0.79"):
+        assert shown in section, shown
+    assert section.index("<td>age</td>") < section.index("<td>colour</td>")  # the most telling column first
+    assert "width:42.0%" in section  # an AUC drop of 0.21 out of the 0.5 a column can take away
+    assert "not a pair" not in section
+    assert "Can a classifier tell" not in render_report(_manifest(passed=True))  # older manifests: no section
 
 
 def test_missing_sections_are_left_out() -> None:

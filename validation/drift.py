@@ -1,8 +1,11 @@
-"""Per-column drift that an average score hides: null fractions and the categories the synthetic table lost.
+"""Category coverage: the categories a synthetic table lost, which an average score hides.
 
-sdmetrics' shape scores compare the non-null values only, so a column that went 30% null still scores
-1.0; and a category merged into another costs its column only that category's frequency (a 3% level
-moves TVComplement by 0.03). Both are plain to see when measured on their own.
+A category merged into another costs its column only that category's frequency (a 3% level moves
+TVComplement by 0.03), but its absence is plain to see when measured on its own. A category is held to
+coverage only when a faithful sample of the synthetic table's size would hold it so often that missing it
+by chance is negligible: with k such categories, each expected c times, a faithful table misses one with
+probability at most k * exp(-c), kept below `alpha` (and c >= 10 always). Rarer categories are not held to
+coverage (a 6,000-row sample can honestly miss a level seen twice).
 """
 
 from __future__ import annotations
@@ -14,37 +17,38 @@ import pandas as pd
 
 from generators.schema import ColumnKind, Schema
 
-# A category whose expected count in a faithful sample of the synthetic table's size is at least this is
-# missing by chance with probability about exp(-10) = 4.5e-5: its absence is a fault, not sampling noise.
-# Rarer categories are not held to coverage (a 6,000-row sample can honestly miss a level seen twice).
-EXPECTED_COUNT_FOR_COVERAGE = 10.0
+MIN_EXPECTED_COUNT = 10.0
 
 
 @dataclass(frozen=True)
-class ColumnDrift:
-    """For each learned column, |synthetic null fraction - real null fraction| (`null_drift`); for each
-    categorical or boolean column, the share of its common real categories present in the synthetic table
-    (`category_coverage`, 1.0 when none is lost) and the lost ones (`missing_categories`)."""
+class CategoryCoverage:
+    """For each categorical or boolean column with common categories, the share of them present in the
+    synthetic table (`coverage`, 1.0 when none is lost) and the lost ones (`missing`); `expected_count` is
+    the expected count from which a category was held to coverage."""
 
-    null_drift: dict[str, float]
-    category_coverage: dict[str, float]
-    missing_categories: dict[str, tuple[str, ...]]
+    coverage: dict[str, float]
+    missing: dict[str, tuple[str, ...]]
+    expected_count: float
 
 
-def column_drift(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> ColumnDrift:
-    """Null-fraction drift and category coverage of `synthetic` against `real`, column by column."""
-    null_drift = {
-        spec.name: abs(float(synthetic[spec.name].isna().mean()) - float(real[spec.name].isna().mean()))
-        for spec in schema.learned
+def category_coverage(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, alpha: float = 0.001
+                      ) -> CategoryCoverage:
+    """Which common real categories of each column `synthetic` lost."""
+    shares = {
+        spec.name: real[spec.name].dropna().astype(str).value_counts(normalize=True)
+        for spec in schema.of_kind(ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
     }
+    candidates = sum(int((share.to_numpy() * len(synthetic) >= MIN_EXPECTED_COUNT).sum()) for share in shares.values())
+    expected = max(MIN_EXPECTED_COUNT, math.log(max(candidates, 1) / alpha))
     coverage: dict[str, float] = {}
     missing: dict[str, tuple[str, ...]] = {}
-    for spec in schema.of_kind(ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
-        share = real[spec.name].dropna().astype(str).value_counts(normalize=True)
-        common = share.index[share.to_numpy() * len(synthetic) >= EXPECTED_COUNT_FOR_COVERAGE]
-        present = set(synthetic[spec.name].dropna().astype(str).unique())
+    for name, share in shares.items():
+        common = share.index[share.to_numpy() * len(synthetic) >= expected]
+        if not len(common):
+            continue
+        present = set(synthetic[name].dropna().astype(str).unique())
         lost = tuple(str(value) for value in common if value not in present)
-        coverage[spec.name] = 1.0 - len(lost) / len(common) if len(common) else math.nan
+        coverage[name] = 1.0 - len(lost) / len(common)
         if lost:
-            missing[spec.name] = lost
-    return ColumnDrift(null_drift, {k: v for k, v in coverage.items() if not math.isnan(v)}, missing)
+            missing[name] = lost
+    return CategoryCoverage(coverage, missing, expected)

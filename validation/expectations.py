@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from generators.inference import _PII_PATTERNS
+from generators.inference import PII_PATTERNS as _PII_PATTERNS
 from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
 
 logger = logging.getLogger(__name__)
@@ -46,30 +47,46 @@ _MAX_SHOWN = 5  # unexpected values quoted in an outcome
 class ExpectationTolerances:
     """How much honest real data may deviate from the training frame's facts before an expectation fails.
 
-    `mostly` (0.999) is the share of rows that must fall in the real category set or [min, max] range:
-    fresh real rows sometimes carry a category too rare to be in the training part or a value just past
-    its extremes (about 2/(n+1) of them for n training rows), while a planted fault touches whole
-    percents of rows. `unseen_factor` (2.0) lowers `mostly` further for a column with many categories
-    seen once: the share of such singletons estimates the share of unseen categories in new rows
-    (Good-Turing), and twice that leaves room for sampling noise. `range_factor` (5.0) does the same for
-    ranges: at least five times the expected share of fresh values past the real extremes may be, so a
-    column of a small table is refused by chance less than once in a thousand. `null_margin` (0.05) is the absolute
-    slack on the null share either way: five standard errors of a 10 % null share on 1,000 rows, and far
-    below the tens of percent a broken null model produces.
+    Fresh real rows sometimes carry a category the training part lacks, a value just past its extremes,
+    or a slightly different null share. How often is measured on real rows the suite was not derived
+    from (the holdout, when given; otherwise estimated from the training rows: Good-Turing's share of
+    categories seen once, 2/(n+1) past n values' extremes), and each expectation allows the count of
+    such rows that a faithful table of the checked table's size exceeds with probability at most
+    `alpha` / (expectations in the suite): the upper quantile of the beta-binomial that predicts a new
+    sample's count from the observed one, so a small table gets the room its noise needs and a large
+    one almost none. `mostly` (0.999) caps the share that must comply from above, and `null_margin`
+    (0.05) is the least slack on the null share either way: a difference below it is not worth
+    refusing even when it is certain.
     """
 
     mostly: float = 0.999
-    unseen_factor: float = 2.0
-    range_factor: float = 5.0
     null_margin: float = 0.05
+    alpha: float = 0.001
 
     def __post_init__(self) -> None:
         if not 0 < self.mostly <= 1:
             raise BadInputError(f"expectation tolerance 'mostly' must be in (0, 1], got {self.mostly}")
-        if self.unseen_factor < 0 or self.range_factor < 0 or not 0 <= self.null_margin <= 1:
-            raise BadInputError(
-                "expectation tolerances 'unseen_factor', 'range_factor' and 'null_margin' must not be negative"
-            )
+        if not 0 <= self.null_margin <= 1 or not 0 < self.alpha < 1:
+            raise BadInputError("expectation tolerances: 'null_margin' must be in [0, 1] and 'alpha' in (0, 1)")
+
+
+@dataclass(frozen=True)
+class _Allowance:
+    """The rows an expectation is checked on, the false-alarm rate each expectation may spend, and the real
+    rows never used to derive the suite (None: estimate from the training rows)."""
+
+    rows: int
+    alpha: float
+    holdout: pd.DataFrame | None
+
+    def mostly(self, cap: float, outside: float, seen: float) -> float:
+        """The share of rows that must comply when `outside` of `seen` real rows fell outside."""
+        return min(cap, 1.0 - self.count(outside, seen, 1.0 - self.alpha) / self.rows)
+
+    def count(self, outside: float, seen: float, level: float) -> float:
+        """The `level` quantile of the count of `rows` new rows that fall outside, predicted from `outside`
+        of `seen` (a beta-binomial: a uniform prior on the rate, updated by what was seen)."""
+        return float(stats.betabinom.ppf(level, self.rows, outside + 1.0, max(seen - outside, 0.0) + 1.0))
 
 
 @dataclass(frozen=True)
@@ -115,9 +132,15 @@ class ExpectationsResult:
 
 
 def derive_expectations(
-    real: pd.DataFrame, schema: Schema, tolerances: ExpectationTolerances = ExpectationTolerances()
+    real: pd.DataFrame,
+    schema: Schema,
+    tolerances: ExpectationTolerances = ExpectationTolerances(),
+    rows: int | None = None,
+    holdout: pd.DataFrame | None = None,
 ) -> tuple[ExpectationSpec, ...]:
-    """The suite of `real` (the training frame): one table-level expectation and a few per column."""
+    """The suite of `real` (the training frame), for a table of `rows` rows (default: as many as `real`):
+    one table-level expectation and a few per column. `holdout`: real rows the suite is not derived from,
+    whose own departures from it size the tolerances (see `ExpectationTolerances`)."""
     missing = [name for name in schema.names if name not in real.columns]
     if missing:
         raise BadInputError(f"the real frame lacks schema column(s): {', '.join(missing)}")
@@ -131,19 +154,24 @@ def derive_expectations(
             {"column_set": schema.names, "exact_match": True},
         )
     ]
+    # at most four expectations a column: null share, type, value set or range, and uniqueness or PII
+    allowance = _Allowance(max(rows if rows is not None else len(real), 1), tolerances.alpha / (1 + 4 * len(schema)),
+                           holdout)
     for spec in schema:
-        specs.extend(_column_expectations(real[spec.name], spec, tolerances))
+        specs.extend(_column_expectations(real[spec.name], spec, tolerances, allowance))
     return tuple(specs)
 
 
-def _column_expectations(series: pd.Series, spec: ColumnSpec, tol: ExpectationTolerances) -> list[ExpectationSpec]:
+def _column_expectations(
+    series: pd.Series, spec: ColumnSpec, tol: ExpectationTolerances, allowance: _Allowance
+) -> list[ExpectationSpec]:
     """The null share for every column; type, value set or range, uniqueness and PII checks by kind."""
     kind, values = spec.kind, series.dropna()
-    out = [_null_share(series, tol), _type_check(series, kind)]
+    out = [_null_share(series, tol, allowance), _type_check(series, kind)]
     if kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN) and not values.empty:
-        out.append(_value_set(values, tol))
+        out.append(_value_set(values, tol, allowance))
     if kind in (ColumnKind.NUMERICAL, ColumnKind.DATETIME) and not values.empty:
-        out.append(_value_range(values, tol))
+        out.append(_value_range(values, spec, tol, allowance))
     if kind is ColumnKind.ID and values.is_unique:
         out.append(ExpectationSpec(f"{spec.name}: unique values", "expect_column_values_to_be_unique", spec.name, {}))
     if kind is ColumnKind.CATEGORICAL:
@@ -151,10 +179,15 @@ def _column_expectations(series: pd.Series, spec: ColumnSpec, tol: ExpectationTo
     return [spec for spec in out if spec is not None]
 
 
-def _null_share(series: pd.Series, tol: ExpectationTolerances) -> ExpectationSpec:
-    """The share of nulls within `null_margin` of the real share (GX bounds the non-null share)."""
-    share = float(series.isna().mean())
-    low, high = max(0.0, share - tol.null_margin), min(1.0, share + tol.null_margin)
+def _null_share(series: pd.Series, tol: ExpectationTolerances, allowance: _Allowance) -> ExpectationSpec:
+    """The share of nulls near the real share (GX bounds the non-null share): within `null_margin`, or
+    within the range a new sample's null count takes at the allowance's rate, predicted from every real
+    row seen (training and holdout), whichever is wider."""
+    seen = series if allowance.holdout is None else pd.concat([series, allowance.holdout[series.name]])
+    share, nulls = float(series.isna().mean()), float(seen.isna().sum())
+    low = min(share - tol.null_margin, allowance.count(nulls, len(seen), allowance.alpha / 2) / allowance.rows)
+    high = max(share + tol.null_margin, allowance.count(nulls, len(seen), 1 - allowance.alpha / 2) / allowance.rows)
+    low, high = max(0.0, low), min(1.0, high)
     name = f"at most {high:.1%} nulls" if low == 0 else f"{low:.1%}-{high:.1%} nulls"
     kwargs = {"min_value": 1.0 - high, "max_value": 1.0 - low}
     return ExpectationSpec(f"{series.name}: {name}", _NON_NULL_SHARE, str(series.name), kwargs)
@@ -180,32 +213,57 @@ def _type_check(series: pd.Series, kind: ColumnKind) -> ExpectationSpec | None:
     return ExpectationSpec(f"{column}: {label}", "expect_column_values_to_be_in_type_list", column, kwargs)
 
 
-def _value_set(values: pd.Series, tol: ExpectationTolerances) -> ExpectationSpec | None:
-    """Values in the real set; `mostly` is lowered when many real categories were seen only once, and
-    there is no set to check when fresh rows would mostly hold categories the training part lacks."""
+def _value_set(values: pd.Series, tol: ExpectationTolerances, allowance: _Allowance) -> ExpectationSpec | None:
+    """Values in the real set, with room for the categories fresh rows hold that the training part lacks: as
+    many as the holdout's values show, else Good-Turing's estimate (categories seen once); there is no set
+    to check when fresh rows would mostly hold categories the training part lacks."""
     counts = values.value_counts()
-    unseen_share = tol.unseen_factor * float((counts == 1).sum()) / len(values)
-    mostly = min(tol.mostly, 1.0 - unseen_share)
+    if allowance.holdout is None:
+        outside, seen = max(float((counts == 1).sum()), 1.0), float(len(values))
+    else:
+        fresh = allowance.holdout[values.name].dropna()
+        outside, seen = float((~fresh.isin(set(counts.index))).sum()), float(len(fresh))
+    mostly = allowance.mostly(tol.mostly, outside, seen)
     if mostly <= 0:
         return None
     value_set = sorted((_plain(v) for v in counts.index), key=lambda v: (type(v).__name__, str(v)))
     name = f"{values.name}: values in the {len(value_set)} real categories"
     if mostly < tol.mostly:
-        name += f" (at least {mostly:.1%} of rows: many real categories are rare)"
+        name += f" (at least {mostly:.1%} of rows: real categories are rare or the table is small)"
     kwargs = {"value_set": value_set, "mostly": mostly}
     return ExpectationSpec(name, "expect_column_values_to_be_in_set", str(values.name), kwargs)
 
 
-def _value_range(values: pd.Series, tol: ExpectationTolerances) -> ExpectationSpec:
-    """Values within the real extremes. A fresh value falls past them with probability 2/(n+1) for n real
-    values, so `mostly` leaves `range_factor` times that much room: on small tables the plain `mostly`
-    would refuse honest rows (4,000 training rows: one fresh value in 2,000 past the range per column)."""
-    low, high = _plain(values.min()), _plain(values.max())
-    past_range = 2.0 / (values.notna().sum() + 1)
-    kwargs = {"min_value": low, "max_value": high, "mostly": min(tol.mostly, 1.0 - tol.range_factor * past_range)}
+def _value_range(values: pd.Series, spec: ColumnSpec, tol: ExpectationTolerances, allowance: _Allowance
+                 ) -> ExpectationSpec:
+    """Values within the column's known domain: the real extremes, widened to the schema's bounds (what
+    the generator was told the column may hold: the whole table's range, or the user's). Fresh values
+    fall past it as often as the holdout's do (else 2/(n+1) of the time past n values' extremes), and
+    `mostly` leaves room for that."""
+    low, high = values.min(), values.max()
+    if spec.bounds is not None:
+        known = [_from_bound(bound, values) for bound in spec.bounds]
+        low, high = min(low, known[0]), max(high, known[1])
+    if allowance.holdout is None:
+        outside, seen = 2.0, float(len(values) + 1)
+    else:
+        fresh = allowance.holdout[values.name].dropna()
+        outside, seen = float(((fresh < low) | (fresh > high)).sum()), float(len(fresh))
+    low, high = _plain(low), _plain(high)
+    kwargs = {"min_value": low, "max_value": high, "mostly": allowance.mostly(tol.mostly, outside, seen)}
     return ExpectationSpec(
         f"{values.name}: values within [{low}, {high}]", "expect_column_values_to_be_between", str(values.name), kwargs
     )
+
+
+def _from_bound(bound: float, values: pd.Series) -> Any:
+    """A schema bound in the column's own type: a number, or a Timestamp from UTC epoch nanoseconds in
+    the column's zone (naive columns stay naive)."""
+    if not pd.api.types.is_datetime64_any_dtype(values):
+        return bound
+    stamp = pd.Timestamp(int(bound), tz="UTC")
+    zone = getattr(values.dtype, "tz", None)
+    return stamp.tz_convert(zone) if zone is not None else stamp.tz_localize(None)
 
 
 def _pii_absent(values: pd.Series) -> ExpectationSpec | None:
@@ -246,14 +304,16 @@ def check_expectations(
     *,
     docs_dir: Path | None = None,
     tolerances: ExpectationTolerances = ExpectationTolerances(),
+    holdout: pd.DataFrame | None = None,
 ) -> ExpectationsResult:
-    """Run the suite derived from `real` on `synthetic`; with `docs_dir`, write GX Data Docs there.
+    """Run the suite derived from `real` on `synthetic`; with `docs_dir`, write GX Data Docs there. `holdout`:
+    real rows the suite is not derived from, which size its tolerances (see `ExpectationTolerances`).
 
     GX keeps its suite, definitions and results in memory; `docs_dir` is the only place written to.
     The first call in a process also imports GX (about 5 s), which `elapsed_s` then includes.
     """
     start = time.perf_counter()
-    specs = derive_expectations(real, schema, tolerances)
+    specs = derive_expectations(real, schema, tolerances, rows=len(synthetic), holdout=holdout)
     raw = _run_suite(specs, synthetic, docs_dir)
     by_name = {r.expectation_config.meta["synthgate"]: r for r in raw.results}
     outcomes = tuple(_outcome(spec, by_name[spec.name]) for spec in specs)

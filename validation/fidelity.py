@@ -22,6 +22,7 @@ from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
 logger = logging.getLogger(__name__)
 
 _TABLE = "table"
+_NO_SCORE = "no score"  # the reason of a column or pair for which no score exists
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class FidelityResult:
     `per_pair`: column-pair-trend score of each counted pair, keyed "a|b".
     `errors`: columns or pairs ("a|b") that should have been scored but were not, with the reason;
     sdmetrics averages over what it could score, so these would otherwise vanish from `quality`.
+    `undefined`: those left unscored because no score exists (no values, or a constant column, on either
+    side: a correlation with a constant is undefined); `validation.comparison` judges them exactly.
     """
 
     quality: float
@@ -40,6 +43,7 @@ class FidelityResult:
     per_column: dict[str, float]
     per_pair: dict[str, float]
     errors: dict[str, str]
+    undefined: dict[str, str]
     elapsed_s: float
 
 
@@ -65,18 +69,22 @@ def evaluate_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schem
     properties = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes")
     pairs = report.get_details("Column Pair Trends")
-    pair_keys = pairs["Column 1"] + "|" + pairs["Column 2"]
+    pair_keys = pairs["Column 1"].astype(str) + "|" + pairs["Column 2"].astype(str)  # no pairs: an empty frame
     # A failed pair has no threshold verdict; a counted pair without a score (say, a constant
     # synthetic column) is as much a miss as a failure.
     verdict = pairs["Meets Threshold?"].astype("boolean")
     counted = verdict.fillna(False).astype(bool)
-    errors = {
+    unscored = {
         **_unscored(shapes["Column"], shapes, shapes["Score"].isna()),
         **_unscored(pair_keys, pairs, pairs["Score"].isna() & verdict.fillna(True).astype(bool)),
     }
+    undefined = {key: reason for key, reason in unscored.items() if reason.startswith(_NO_SCORE)}
+    errors = {key: reason for key, reason in unscored.items() if key not in undefined}
     elapsed = time.perf_counter() - start
     if errors:
         logger.warning("fidelity: %d column(s)/pair(s) could not be scored: %s", len(errors), errors)
+    if undefined:
+        logger.info("fidelity: %d column(s)/pair(s) have no score (no values or a constant column)", len(undefined))
     logger.info("fidelity: quality %.4f on %d columns in %.1f s", report.get_score(), len(learned), elapsed)
     return FidelityResult(
         quality=float(report.get_score()),
@@ -85,6 +93,7 @@ def evaluate_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schem
         per_column=dict(zip(shapes["Column"], shapes["Score"].astype(float), strict=True)),
         per_pair=dict(zip(pair_keys[counted], pairs["Score"][counted].astype(float), strict=True)),
         errors=errors,
+        undefined=undefined,
         elapsed_s=elapsed,
     )
 
@@ -92,7 +101,11 @@ def evaluate_fidelity(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schem
 def _unscored(keys: pd.Series, details: pd.DataFrame, missed: pd.Series) -> dict[str, str]:
     """Why each missed key went unscored: sdmetrics' error message, or no values to compare."""
     reasons = details.get("Error", pd.Series(None, index=details.index, dtype=object))
-    reasons = reasons.fillna("no score: no non-null values, or a constant column, to compare")
+    reasons = reasons.fillna(f"{_NO_SCORE}: no non-null values, or a constant column, to compare")
+    # sdmetrics raises ConstantInputError where a correlation with a constant column is undefined, and
+    # IncomputableMetricError where a column has no values to compare.
+    undefined = reasons.str.startswith(("ConstantInputError", "IncomputableMetricError"))
+    reasons = reasons.where(~undefined, _NO_SCORE + ": " + reasons)
     return dict(zip(keys[missed], reasons[missed], strict=True))
 
 

@@ -1,42 +1,66 @@
 """Machine-learning utility: does a model trained on the synthetic rows predict real, unseen rows as
-well as one trained on the real training rows? (train-on-synthetic, test-on-real)"""
+well as one trained on the real training rows? (train-on-synthetic, test-on-real)
+
+Both models are held against the trivial baseline (the majority class, or the training mean), and the
+verdict reads the share of the real model's lift over that baseline the synthetic model keeps: on a table
+whose columns say nothing about the target the real model is no better than guessing, and a plain score
+ratio would judge noise. Every score is taken on the same holdout rows, so their differences are paired:
+a bootstrap over those rows gives how sure each difference is.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-from sklearn.metrics import f1_score, r2_score
 from threadpoolctl import threadpool_limits
 
-from generators.schema import BadInputError, ColumnKind, Schema
+from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from validation.comparison import as_numbers
 
 logger = logging.getLogger(__name__)
 
-_MAX_LEVELS = 254
+MAX_LEVELS = 254  # HistGradientBoosting takes at most 255 levels a feature, missing included
 # Names that mark a label column, and the most classes a last-column label may have, for `infer_target`.
 _TARGET_NAMES = ("target", "label", "class", "y", "outcome", "income", "churn", "default")
 _MAX_INFERRED_CLASSES = 20
+_BOOTSTRAP = 500
 
 
 @dataclass(frozen=True)
 class UtilityResult:
-    """Scores on the real holdout of a model trained on real rows and of the same model trained on
-    synthetic rows; `ratio` = synthetic / real (1.0: the synthetic table is as useful as the real one)."""
+    """Scores on the real holdout of a model trained on the real training rows, of the same model trained on
+    the synthetic rows, and of the trivial baseline (majority class or training mean).
+
+    `real_lift_p`: p-value of "the real model is no better than the baseline" (large: there is no utility
+    to keep). `gap_p`: p-value of "the synthetic model is no worse than the real one". Both one-sided, from
+    a paired bootstrap over the holdout rows.
+    """
 
     target: str
     task: Literal["classification", "regression"]
     metric: Literal["macro_f1", "r2"]
     real_score: float
     synthetic_score: float
+    baseline_score: float
+    real_lift_p: float
+    gap_p: float
 
     @property
     def ratio(self) -> float:
+        """Synthetic / real score (1.0: the synthetic table is as useful as the real one)."""
         return self.synthetic_score / self.real_score if self.real_score > 0 else float("nan")
+
+    @property
+    def lift_kept(self) -> float:
+        """Share of the real model's lift over the baseline that the synthetic model keeps (1.0: all of it)."""
+        lift = self.real_score - self.baseline_score
+        return (self.synthetic_score - self.baseline_score) / lift if lift > 0 else float("nan")
 
 
 def infer_target(schema: Schema) -> str | None:
@@ -63,62 +87,142 @@ def evaluate_utility(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, target: str, seed: int = 0
 ) -> UtilityResult:
     """HistGradientBoosting on the learned columns: macro-F1 for a categorical or boolean target, R² for
-    a numerical one, trained once on `train` and once on `synthetic`, both scored on `holdout`."""
+    a numerical one, trained once on `train` and once on `synthetic` (the larger cut to the smaller's row
+    count by a seeded sample), both scored on `holdout`."""
     if target not in schema or not schema[target].kind.is_learned:
         raise BadInputError(f"utility target '{target}' is not a learned column of the table")
     kind = schema[target].kind
     if kind not in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN, ColumnKind.NUMERICAL):
         raise BadInputError(f"utility target '{target}' must be categorical, boolean or numerical")
     features = [s for s in schema.learned if s.name != target]
-    # HistGradientBoosting takes at most 255 levels a feature: keep the most frequent training levels;
-    # rarer ones become missing, which it handles natively.
-    categories = {
-        s.name: train[s.name].dropna().astype(str).value_counts().index[:_MAX_LEVELS]
-        for s in features
-        if s.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
-    }
+    levels = top_levels(train, features)
 
     def design(frame: pd.DataFrame) -> pd.DataFrame:
-        columns = {}
-        for spec in features:
-            column = frame[spec.name]
-            if spec.name in categories:
-                columns[spec.name] = pd.Categorical(column.astype(str).where(column.notna()), categories[spec.name])
-            elif spec.kind is ColumnKind.DATETIME:
-                stamps = column.dt.tz_convert("UTC") if isinstance(column.dtype, pd.DatetimeTZDtype) else column
-                columns[spec.name] = stamps.astype("int64").where(column.notna()).astype(float)
-            else:
-                columns[spec.name] = column.astype(float)
-        return pd.DataFrame(columns, index=frame.index)
+        return model_features(frame, features, levels)
 
     classify = kind is not ColumnKind.NUMERICAL
     labelled = {name: part[part[target].notna()] for name, part in (("train", train), ("holdout", holdout),
                                                                      ("synthetic", synthetic))}
+    # Both models learn from as many rows: a model trained on fewer rows is worse for that alone, and real
+    # unseen rows as few as a small holdout would then look less useful than the training rows.
+    size = min(len(labelled["train"]), len(labelled["synthetic"]))
+    rng = np.random.default_rng([seed, 13])
+    for name in ("train", "synthetic"):
+        if len(labelled[name]) > size:
+            labelled[name] = labelled[name].iloc[np.sort(rng.choice(len(labelled[name]), size, replace=False))]
     x_test, y_test = design(labelled["holdout"]), _labels(labelled["holdout"][target], classify)
+    y_train = _labels(labelled["train"][target], classify)
 
-    def score(part: pd.DataFrame) -> float:
+    def predict(part: pd.DataFrame) -> np.ndarray:
         y = _labels(part[target], classify)
         if classify and len(np.unique(y)) < 2:
-            return 0.0  # a model cannot learn a class boundary from one class
+            return np.full(len(x_test), y[0] if len(y) else "")  # one class: the only boundary-free guess
         model = (HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor)(
             categorical_features="from_dtype", random_state=seed
         )
         # One thread: OpenMP's spin-waiting makes a busy 2-core machine 30x slower, for a gain of at
         # most 2x on a quiet one at these sizes.
         with threadpool_limits(limits=1, user_api="openmp"):
-            predicted = model.fit(design(part), y).predict(x_test)
-        return float(f1_score(y_test, predicted, average="macro") if classify else r2_score(y_test, predicted))
+            return np.asarray(model.fit(design(part), y).predict(x_test))
 
+    if classify:
+        values, counts = np.unique(y_train, return_counts=True)
+        baseline = np.full(len(y_test), values[np.argmax(counts)])
+    else:
+        baseline = np.full(len(y_test), float(np.mean(y_train)))
+    predictions = np.stack([predict(labelled["train"]), predict(labelled["synthetic"]), baseline])
+    weights = _bootstrap_weights(len(y_test), seed)
+    scores = _scores(y_test, predictions, classify, weights)
+    if classify:  # guessing by the training priors beats always guessing the majority on macro-F1
+        scores[2] = np.maximum(scores[2], _guessing_f1(y_test, dict(zip(values, counts / counts.sum(), strict=True)),
+                                                       weights))
+    real, synthetic, base = scores[:, 0]
     result = UtilityResult(
         target=target,
         task="classification" if classify else "regression",
         metric="macro_f1" if classify else "r2",
-        real_score=score(labelled["train"]),
-        synthetic_score=score(labelled["synthetic"]),
+        real_score=float(real),
+        synthetic_score=float(synthetic),
+        baseline_score=float(base),
+        real_lift_p=_one_sided_p(scores[0] - scores[2]),
+        gap_p=_one_sided_p(scores[0] - scores[1]),
     )
-    logger.info("utility on '%s': real %.3f, synthetic %.3f (%s)", target, result.real_score,
-                result.synthetic_score, result.metric)
+    logger.info("utility on '%s': real %.3f, synthetic %.3f, baseline %.3f (%s)", target, result.real_score,
+                result.synthetic_score, result.baseline_score, result.metric)
     return result
+
+
+def _bootstrap_weights(n: int, seed: int) -> np.ndarray:
+    """Row weights of the full sample (row 0) and of `_BOOTSTRAP` resamples of it, one row each."""
+    rng = np.random.default_rng([seed, 11])
+    draws = rng.integers(0, n, size=(_BOOTSTRAP, n)) + n * np.arange(_BOOTSTRAP)[:, None]
+    resampled = np.bincount(draws.ravel(), minlength=n * _BOOTSTRAP).reshape(_BOOTSTRAP, n)
+    return np.vstack([np.ones(n), resampled]).astype(np.float64)
+
+
+def _scores(y: np.ndarray, predictions: np.ndarray, classify: bool, weights: np.ndarray) -> np.ndarray:
+    """Score of each prediction row (axis 0) under each weighting (axis 1): macro-F1 over the labels of
+    the holdout and the predictions, or R²."""
+    if not classify:
+        y = y.astype(np.float64)
+        total = weights.sum(axis=1)
+        mean = weights @ y / total
+        spread = (weights * (y[None, :] - mean[:, None]) ** 2).sum(axis=1)
+        residual = np.stack([weights @ (y - p.astype(np.float64)) ** 2 for p in predictions])
+        return 1.0 - residual / np.where(spread > 0, spread, np.nan)
+    labels = np.unique(np.concatenate([y, predictions.ravel()]))
+    f1 = np.zeros((len(predictions), len(weights)))
+    for label in labels:
+        actual = y == label
+        for row, predicted in enumerate(predictions == label):
+            hits = weights @ (actual & predicted)
+            misses = weights @ (actual ^ predicted)
+            f1[row] += np.divide(2 * hits, 2 * hits + misses, out=np.zeros_like(hits), where=2 * hits + misses > 0)
+    return f1 / len(labels)
+
+
+def _guessing_f1(y: np.ndarray, priors: dict[Any, float], weights: np.ndarray) -> np.ndarray:
+    """Expected macro-F1 of guessing each label at random with its training prior q: a label of true share p
+    is then guessed right with precision p and recall q, so F1 = 2pq / (p + q), averaged over the labels."""
+    labels = np.unique(np.concatenate([y, np.array(list(priors))]))
+    total = weights.sum(axis=1)
+    f1 = np.zeros(len(weights))
+    for label in labels:
+        share = weights @ (y == label) / total
+        prior = priors.get(label, 0.0)
+        f1 += np.divide(2 * share * prior, share + prior, out=np.zeros_like(share), where=share + prior > 0)
+    return f1 / len(labels)
+
+
+def _one_sided_p(difference: np.ndarray) -> float:
+    """p-value of "the difference is at most 0", from its full-sample value (first) and its bootstrap spread."""
+    spread = float(np.std(difference[1:]))
+    if spread == 0:
+        return 0.0 if difference[0] > 0 else 1.0
+    return float(norm.sf(difference[0] / spread))
+
+
+def top_levels(frame: pd.DataFrame, specs: list[ColumnSpec]) -> dict[str, pd.Index]:
+    """The `MAX_LEVELS` most frequent levels of each categorical or boolean column of `frame`; rarer ones
+    become missing in `model_features`, which HistGradientBoosting handles natively."""
+    return {
+        spec.name: frame[spec.name].dropna().astype(str).value_counts().index[:MAX_LEVELS]
+        for spec in specs
+        if spec.kind in (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
+    }
+
+
+def model_features(frame: pd.DataFrame, specs: list[ColumnSpec], levels: dict[str, pd.Index]) -> pd.DataFrame:
+    """A gradient-boosted model's input: categories and booleans as pandas Categoricals of `levels`, numbers
+    as floats, datetimes as UTC epoch nanoseconds (naive ones read as UTC), nulls as missing."""
+    columns: dict[str, Any] = {}
+    for spec in specs:
+        column = frame[spec.name]
+        if spec.name in levels:
+            columns[spec.name] = pd.Categorical(column.astype(str).where(column.notna()), levels[spec.name])
+        else:
+            columns[spec.name] = as_numbers(column, spec.kind, keep_nulls=True)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 def _labels(column: pd.Series, classify: bool) -> np.ndarray:
