@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from flows.ingest import load_table
-from generators.schema import ColumnKind, Schema
+from generators.tabular.schema import ColumnKind, Schema
 from privacy.attacks import AttackResult, attribute_inference, evaluate_attacks, linkability, singling_out
 from privacy.distance import gower_distance_chunks
 

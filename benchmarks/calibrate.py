@@ -58,10 +58,10 @@ from flows.evaluate import conform_to, evaluate_tables, read_tables
 from flows.gate import Verdict
 from flows.ingest import read_source
 from flows.publish import MANIFEST, REFUSED, RELEASES
-from generators.formats import fit_format, regenerate
-from generators.inference import infer_schema
 from generators.registry import DEFAULT_GENERATOR, GENERATORS
-from generators.schema import ColumnKind, Schema
+from generators.tabular.formats import fit_format, regenerate
+from generators.tabular.inference import infer_schema
+from generators.tabular.schema import ColumnKind, Schema
 from privacy.distance import distance_evidence
 from validation.comparison import compare_columns
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from benchmarks.datasets import ADULT
 from flows.ingest import load_table
 from flows.split import split_holdout
-from generators.gan import GanConfig, GanGenerator
-from generators.vae import VAEConfig, VAEGenerator
+from generators.models.gan import GanConfig, GanGenerator
+from generators.models.vae import VAEConfig, VAEGenerator
 from validation.fidelity import evaluate_fidelity
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import torch
 
 from benchmarks.datasets import ADULT
 from flows.ingest import load_table
-from generators.schema import Schema
+from generators.tabular.schema import Schema
 from privacy.distance import evaluate_privacy
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
 

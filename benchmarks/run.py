@@ -32,7 +32,7 @@ from benchmarks.datasets import DATASETS, BenchTable, load
 from benchmarks.report import append_markdown, plot
 from benchmarks.systems import SDV_PEERS, System, all_systems
 from flows.split import split_holdout
-from generators.inference import infer_schema
+from generators.tabular.inference import infer_schema
 from privacy.distance import evaluate_privacy
 from validation.fidelity import evaluate_diagnostic, evaluate_fidelity
 from validation.utility import evaluate_utility

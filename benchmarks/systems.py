@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from generators.registry import GENERATORS, create
-from generators.schema import ColumnKind, Schema
+from generators.tabular.schema import ColumnKind, Schema
 
 
 class Fitted(Protocol):

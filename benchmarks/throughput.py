@@ -22,8 +22,8 @@ import torch
 from benchmarks.datasets import DATASETS, load
 from benchmarks.run import environment
 from flows.split import split_holdout
-from generators.inference import infer_schema
 from generators.registry import GENERATORS, create
+from generators.tabular.inference import infer_schema
 
 log = logging.getLogger("benchmarks")
 CHAINED = ("ddpm", "rbm")  # sampled by iterating a chain: exempt from the throughput target

@@ -25,7 +25,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
 from flows.config import AUTO_GENERATOR, RunConfig, load_config
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import Schema
 
 EXIT_PUBLISHED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 EXIT_SIGNAL_BASE = 128  # exit code of a run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from flows.gate import GateThresholds
 from generators.registry import DEFAULT_GENERATOR, GENERATORS
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 DEMO_SOURCE = Path(__file__).resolve().parent.parent / "data" / "adult.parquet"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

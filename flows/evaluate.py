@@ -27,8 +27,9 @@ from flows.ingest import SourceInfo, read_source
 from flows.manifest import EXPECTATIONS_DOCS, evidence, report_details, versions
 from flows.publish import MANIFEST, REPORT, jsonable, replace_file
 from flows.report import render_report
-from generators.inference import conform_column, infer_schema
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import conform_column, infer_schema
+from generators.tabular.schema import Schema
 from privacy.audit import audit_privacy
 from privacy.distance import PrivacyConfig
 from validation.audit import audit_fidelity

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from generators.inference import infer_schema, time_of_day_format
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import infer_schema, time_of_day_format
+from generators.tabular.schema import Schema
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.publish import replace_file
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 LEDGER = "privacy-ledger.json"
 _FORMAT = "synthgate-privacy-ledger/1"

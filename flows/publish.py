@@ -34,7 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,8 @@ from flows.config import RunConfig
 from flows.gate import Verdict, judge
 from flows.split import MIN_ROWS_PER_PART
 from generators.registry import create
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import Schema
 from privacy.audit import audit_privacy
 from privacy.distance import PrivacyConfig
 from validation.audit import audit_fidelity

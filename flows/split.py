@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 MIN_ROWS_PER_PART = 10
 

@@ -19,10 +19,12 @@ from flows.manifest import EXPECTATIONS_DOCS
 from flows.publish import MANIFEST, check_writable, publish_release, record_refusal
 from flows.report import render_report
 from flows.select import CANDIDATES, Candidate, Selection
+from generators import registry
 from generators.base import Generator
-from generators.inference import as_written, conform_column
 from generators.registry import create
-from generators.schema import BadInputError, ColumnKind, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import as_written, conform_column
+from generators.tabular.schema import ColumnKind, Schema
 
 MODEL_PATH = "model/generator.pt"
 
@@ -147,7 +149,7 @@ def score_source(model_path: Path, source: Path) -> pd.DataFrame:
         model_path = model_path / MODEL_PATH
         if not model_path.is_file():
             raise BadInputError(f"{manifest.parent} holds no trained model ({MODEL_PATH})")
-    model = Generator.load(model_path)
+    model = registry.load(model_path)
     frame, _ = read_source(source)
     schema = model.encoder_.schema_
     missing = [spec.name for spec in schema.learned if spec.name not in frame.columns]

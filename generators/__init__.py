@@ -3,8 +3,9 @@
 Only light things are exported here; a model (and torch) is imported when the registry is asked for it.
 """
 
-from generators.registry import DEFAULT_GENERATOR, GENERATORS, create, describe, get_generator_class
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.registry import DEFAULT_GENERATOR, GENERATORS, create, describe, get_generator_class, load
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 __all__ = [
     "DEFAULT_GENERATOR",
@@ -16,4 +17,5 @@ __all__ = [
     "create",
     "describe",
     "get_generator_class",
+    "load",
 ]

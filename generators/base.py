@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from generators.encoder import Condition, EncoderPrivacy, TabularEncoder
-from generators.schema import BadInputError, Schema
+from generators.tabular.encoder import Condition, EncoderPrivacy, TabularEncoder
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import Schema
 
 logger = logging.getLogger(__name__)
 
@@ -136,25 +137,11 @@ class Generator(abc.ABC):
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | None = None) -> Generator:
-        """A fitted generator from `save`; `Generator.load` finds the class in the registry by name."""
-        from generators.registry import get_generator_class
-
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, pickle.UnpicklingError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise BadInputError(f"cannot read a generator from {os.fspath(path)}: {reason}") from None
-        if not isinstance(state, dict) or state.get("format") != _FILE_FORMAT:
-            raise BadInputError(f"{os.fspath(path)} is not a synthgate generator file")
-        generator_class = get_generator_class(state["generator"])
-        if not issubclass(generator_class, cls):
-            raise BadInputError(f"{os.fspath(path)} holds a '{state['generator']}' generator, not a {cls.__name__}")
-        model = generator_class(
-            generator_class.config_class(**state["config"]),
-            seed=state["seed"],
-            device=state["device"] if device is None else device,
-        )
+    def from_state(cls, state: dict[str, Any], device: str | None = None) -> Generator:
+        """The fitted generator `save` wrote, from its file's contents (see `read_state`); the registry's
+        `load` picks the class by the name the file holds."""
+        model = cls(cls.config_class(**state["config"]), seed=state["seed"],
+                    device=state["device"] if device is None else device)
         model.device_ = resolve_device(model.device)
         model.encoder_ = TabularEncoder.from_state(state["encoder"])
         model.privacy_spent_ = state.get("privacy")
@@ -163,7 +150,7 @@ class Generator(abc.ABC):
 
     def _encoder_privacy(self) -> EncoderPrivacy | None:
         """The budget the encoder may spend on its statistics when the fit is differentially private: what
-        the config's `encoder_privacy()` says (DP configs have one, see `generators.dp.DPConfig`), else None."""
+        the config's `encoder_privacy()` says (DP configs have one, see `generators.nn.dp.DPConfig`), else None."""
         share = getattr(self.config, "encoder_privacy", None)
         return share() if share is not None else None
 
@@ -220,3 +207,15 @@ class Generator(abc.ABC):
 def _check_seed(seed: Any) -> None:
     if not isinstance(seed, int | np.integer) or isinstance(seed, bool) or seed < 0:
         raise BadInputError(f"a seed must be a non-negative integer, got {seed!r}")
+
+
+def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What `Generator.save` wrote to `path`, as plain tensors and dicts (nothing is unpickled)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise BadInputError(f"cannot read a generator from {os.fspath(path)}: {reason}") from None
+    if not isinstance(state, dict) or state.get("format") != _FILE_FORMAT:
+        raise BadInputError(f"{os.fspath(path)} is not a synthgate generator file")
+    return state

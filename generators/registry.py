@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 if TYPE_CHECKING:
     from generators.base import Generator
 
 GENERATORS: dict[str, str] = {
-    "gmm": "generators.gmm:GaussianMixtureGenerator",
-    "vae": "generators.vae:VAEGenerator",
-    "autoencoder": "generators.autoencoder:AutoencoderGenerator",
-    "copula": "generators.copula:GaussianCopulaGenerator",
-    "rbm": "generators.rbm:RBMGenerator",
-    "gan": "generators.gan:GanGenerator",
-    "ddpm": "generators.ddpm:TabularDiffusion",
+    "gmm": "generators.models.gmm:GaussianMixtureGenerator",
+    "vae": "generators.models.vae:VAEGenerator",
+    "autoencoder": "generators.models.autoencoder:AutoencoderGenerator",
+    "copula": "generators.models.copula:GaussianCopulaGenerator",
+    "rbm": "generators.models.rbm:RBMGenerator",
+    "gan": "generators.models.gan:GanGenerator",
+    "ddpm": "generators.models.ddpm:TabularDiffusion",
 }
 DEFAULT_GENERATOR = "rbm"
 
@@ -55,6 +56,14 @@ def create(name: str, params: dict[str, Any] | None = None, seed: int = 0, devic
     except TypeError as error:  # a value of the wrong type, tripping __post_init__
         raise BadInputError(f"generator '{name}': bad parameter value ({error})") from None
     return generator_class(config, seed=seed, device=device)
+
+
+def load(path: str | os.PathLike[str], device: str | None = None) -> Generator:
+    """The fitted generator saved at `path` (`Generator.save`), as the class registered under its name."""
+    from generators.base import read_state
+
+    state = read_state(path)
+    return get_generator_class(state["generator"]).from_state(state, device)
 
 
 def describe() -> list[tuple[str, str]]:

@@ -34,7 +34,8 @@ import pandas as pd
 import torch
 from scipy.stats import norm
 
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from privacy.distance import gower_distance_chunks
 from privacy.membership import DEFAULT_ALPHA
 

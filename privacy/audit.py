@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from generators.schema import Schema
+from generators.tabular.schema import Schema
 from privacy.attacks import AttacksResult, evaluate_attacks
 from privacy.distance import PrivacyConfig, PrivacyResult, evaluate_privacy
 from privacy.pii import PiiLeaks, find_pii_leaks

@@ -34,7 +34,8 @@ import torch
 from scipy import stats
 from scipy.stats import norm
 
-from generators.schema import BadInputError, ColumnKind, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, Schema
 from privacy.membership import (
     DEFAULT_ALPHA,
     NEIGHBOURS,

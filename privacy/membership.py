@@ -21,7 +21,7 @@ from scipy.stats import betabinom, binom, fisher_exact, norm, rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 DEFAULT_ALPHA = 0.001  # every interval's one-sided error, unless configured otherwise
 # Added to distances before taking logs, so that a distance of 0 (identical rows) stays finite.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from generators.schema import ColumnKind, Schema
+from generators.tabular.schema import ColumnKind, Schema
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 
 def make_mixed_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:

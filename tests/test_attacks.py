@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from conftest import make_mixed_frame, mixed_schema_for
 
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import Schema
 from privacy.attacks import (
     AttackResult,
     attribute_inference,

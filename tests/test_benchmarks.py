@@ -12,7 +12,7 @@ from benchmarks.datasets import DATASETS, load
 from benchmarks.report import ratio_table, truth_error
 from benchmarks.run import main, run_pair
 from benchmarks.systems import System
-from generators.inference import infer_schema
+from generators.tabular.inference import infer_schema
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

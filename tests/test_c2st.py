@@ -13,7 +13,7 @@ from conftest import make_mixed_frame, mixed_schema_for
 
 from benchmarks.datasets import ADULT
 from flows.ingest import load_table
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.c2st import C2stResult, classifier_two_sample
 from validation.marginals import three_way_marginal_distance
 

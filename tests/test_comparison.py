@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.inference import infer_schema
+from generators.tabular.inference import infer_schema
 from validation.comparison import compare_columns, cramers_v, domain_validity, holm
 from validation.fidelity import evaluate_fidelity
 

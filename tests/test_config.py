@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from flows.config import DEMO_SOURCE, load_config
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 
 def test_defaults_are_the_demo() -> None:

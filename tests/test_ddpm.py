@@ -12,7 +12,7 @@ import torch
 from conftest import make_mixed_frame, mixed_schema_for
 
 from generators import ColumnKind, ColumnSpec, Schema, create
-from generators.ddpm import (
+from generators.models.ddpm import (
     TabularDiffusion,
     _Groups,
     cosine_alpha_bars,
@@ -112,7 +112,7 @@ def test_the_untrained_network_already_samples_every_categorys_frequency() -> No
 def test_the_time_limit_cuts_training_short_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
     real = make_mixed_frame()
     params = {"timesteps": 10, "min_steps": 1000, "max_steps": 1000, "evaluations": 100, "time_limit": 1e-9}
-    with caplog.at_level(logging.INFO, logger="generators.ddpm"):
+    with caplog.at_level(logging.INFO, logger="generators.models.ddpm"):
         create("ddpm", params, seed=0, device="cpu").fit(real, mixed_schema_for(real))
     assert "time limit" in caplog.text and "step 10 of 1000" in caplog.text
     assert "step 20/1000" not in caplog.text

@@ -14,12 +14,14 @@ import pytest
 import torch
 from torch import nn
 
+from generators import registry
 from generators.base import Generator
-from generators.dp import DPConfig, SgdPlan, per_row_gradients, private_step
-from generators.encoder import EncoderPrivacy, TabularEncoder
-from generators.gan import GanConfig, GanGenerator, _Critic, critic_pair_loss
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
-from generators.vae import VAEConfig, VAEGenerator
+from generators.models.gan import GanConfig, GanGenerator, _Critic, critic_pair_loss
+from generators.models.vae import VAEConfig, VAEGenerator
+from generators.nn.dp import DPConfig, SgdPlan, per_row_gradients, private_step
+from generators.tabular.encoder import EncoderPrivacy, TabularEncoder
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 EPSILON = 8.0
 ROWS = 1500
@@ -97,7 +99,7 @@ def test_no_rare_value_reaches_the_model_or_the_samples(fitted: Generator, tmp_p
 def test_save_and_load_keep_the_spent_budget(fitted: Generator, tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
     fitted.save(path)
-    loaded = Generator.load(path, device="cpu")
+    loaded = registry.load(path, device="cpu")
     assert loaded.privacy_spent_ == fitted.privacy_spent_
     pd.testing.assert_frame_equal(loaded.sample(50, seed=4), fitted.sample(50, seed=4))
 

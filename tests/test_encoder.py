@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from generators.encoder import EncoderConfig, TabularEncoder, fit_modes
-from generators.inference import infer_schema
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.encoder import EncoderConfig, TabularEncoder, fit_modes
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import infer_schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 
 @pytest.fixture

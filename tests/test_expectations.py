@@ -13,7 +13,8 @@ from conftest import make_mixed_frame, mixed_schema_for
 from scipy import stats
 
 from flows.split import split_holdout
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.expectations import (
     ExpectationsResult,
     ExpectationTolerances,

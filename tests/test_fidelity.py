@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from conftest import make_mixed_frame
 
-from generators.inference import infer_schema
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.inference import infer_schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.fidelity import evaluate_fidelity
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
 

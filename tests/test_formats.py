@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
-from generators.formats import FormatModel, fit_format, regenerate
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.formats import FormatModel, fit_format, regenerate
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 
 def _regenerate(series: pd.Series, spec: ColumnSpec, n: int, seed: int = 0) -> pd.Series:

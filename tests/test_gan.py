@@ -9,9 +9,9 @@ import torch
 from conftest import make_mixed_frame, make_tiered_table, mixed_schema_for
 
 from generators import create
-from generators.encoder import TabularEncoder
-from generators.gan import FidelityProxy, GanGenerator, _Critic, conditional_loss, critic_loss, slot_frequencies
-from generators.nn import ConditionVector
+from generators.models.gan import FidelityProxy, GanGenerator, _Critic, conditional_loss, critic_loss, slot_frequencies
+from generators.nn.layers import ConditionVector
+from generators.tabular.encoder import TabularEncoder
 
 FAST = {"batch_size": 500, "min_steps": 1200, "max_steps": 1200, "eval_every": 200}
 
@@ -106,7 +106,7 @@ def test_the_fidelity_proxy_sees_marginals_and_pairs() -> None:
 def test_training_stops_early_and_keeps_the_best_checkpoint(caplog: pytest.LogCaptureFixture) -> None:
     df = make_mixed_frame()
     params = {"batch_size": 200, "min_steps": 5000, "max_steps": 5000, "eval_every": 20, "patience": 2}
-    with caplog.at_level(logging.INFO, logger="generators.gan"):
+    with caplog.at_level(logging.INFO, logger="generators.models.gan"):
         model = create("gan", params, device="cpu").fit(df, mixed_schema_for(df))
     assert isinstance(model, GanGenerator)
     assert any("stopped at step" in r.getMessage() for r in caplog.records)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import make_mixed_frame, mixed_schema_for
 
-from generators import GENERATORS, BadInputError, Schema, create, describe, get_generator_class
+from generators import GENERATORS, BadInputError, Schema, create, describe, get_generator_class, registry
 from generators.base import Generator
 
 # Parameters that keep a generator's fit on the tiny table within seconds (e.g. few epochs).
@@ -95,7 +95,7 @@ def test_save_and_load_give_identical_samples_and_scores(
 ) -> None:
     path = tmp_path / "model.pt"
     fitted.save(path)
-    loaded = Generator.load(path)
+    loaded = registry.load(path)
     assert type(loaded) is type(fitted) and loaded.config == fitted.config
     pd.testing.assert_frame_equal(loaded.sample(300, seed=3), fitted.sample(300, seed=3))
     np.testing.assert_array_equal(loaded.score(mixed_frame), fitted.score(mixed_frame))
@@ -145,7 +145,7 @@ def test_describe_lists_every_generator_with_a_summary() -> None:
 
 
 def test_importing_the_package_does_not_load_models_or_torch() -> None:
-    code = "import sys, generators; assert 'torch' not in sys.modules and 'generators.gmm' not in sys.modules"
+    code = "import sys, generators; assert 'torch' not in sys.modules and 'generators.models.gmm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[1])
 
 
@@ -189,7 +189,7 @@ def _degenerate_tables() -> dict[str, pd.DataFrame]:
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_degenerate_tables_fit_and_sample(name: str, table: str) -> None:
     """One column, only categories, a constant and an all-null column: shapes real tables have."""
-    from generators.inference import infer_schema
+    from generators.tabular.inference import infer_schema
 
     frame, schema = infer_schema(_degenerate_tables()[table])
     sample = create(name, FAST_PARAMS.get(name), seed=0, device="cpu").fit(frame, schema).sample(50)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from generators.encoder import Span
-from generators.gmm import assign_by_quota
+from generators.models.gmm import assign_by_quota
+from generators.tabular.encoder import Span
 
 
 def test_quotas_keep_a_level_that_argmax_would_never_pick_and_give_it_the_rows_that_favour_it() -> None:

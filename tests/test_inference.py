@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from generators.inference import as_written, detect_kind, infer_schema, pii_type_of
-from generators.schema import BadInputError, ColumnKind, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import as_written, detect_kind, infer_schema, pii_type_of
+from generators.tabular.schema import ColumnKind, Schema
 
 
 def kinds_of(schema: Schema) -> dict[str, str]:

@@ -22,8 +22,9 @@ import pytest
 from flows.config import RunConfig
 from flows.ingest import DEFAULT_NA_VALUES, load_table, read_source
 from flows.split import split_holdout
-from generators.inference import as_written
-from generators.schema import BadInputError, ColumnKind
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import as_written
+from generators.tabular.schema import ColumnKind
 
 
 def test_csv_and_parquet_give_the_same_table(tmp_path: Path, mixed_frame: pd.DataFrame) -> None:

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from flows.ingest import load_table, read_source
-from generators.inference import SAMPLE_SIZE, detect_kind, pii_type_of
-from generators.schema import ColumnKind
+from generators.tabular.inference import SAMPLE_SIZE, detect_kind, pii_type_of
+from generators.tabular.schema import ColumnKind
 
 ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION = Path("/work/shared/datasets/calibration")

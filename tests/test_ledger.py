@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from flows import ledger
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 
 def test_an_empty_ledger_has_spent_nothing(tmp_path: Path) -> None:

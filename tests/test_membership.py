@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import fisher_exact
 
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 from privacy.membership import (
     attack_auc,
     density_ratio_scores,

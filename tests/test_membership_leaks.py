@@ -18,7 +18,7 @@ import pytest
 
 from flows.gate import GateThresholds, privacy_checks
 from flows.ingest import load_table
-from generators.schema import Schema
+from generators.tabular.schema import Schema
 from privacy.attacks import AttackResult, AttacksResult
 from privacy.audit import PrivacyAudit
 from privacy.distance import PrivacyResult, distance_evidence, evaluate_privacy

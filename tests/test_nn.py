@@ -10,9 +10,10 @@ from conftest import make_mixed_frame, mixed_schema_for
 from torch import nn
 
 from generators import create
-from generators.encoder import TabularEncoder
-from generators.nn import ConditionVector, EarlyStopping, OutputLayout, init_weights, mlp, schedule
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.nn.layers import ConditionVector, OutputLayout, init_weights, mlp
+from generators.nn.training import EarlyStopping, schedule
+from generators.tabular.encoder import TabularEncoder
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 
 @pytest.fixture(scope="module")

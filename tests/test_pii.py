@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 from conftest import make_mixed_frame, mixed_schema_for
 
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from privacy.pii import find_pii_leaks
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from conftest import make_mixed_frame, mixed_schema_for
 
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from privacy.distance import (
     PrivacyConfig,
     PrivacyResult,

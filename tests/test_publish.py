@@ -33,7 +33,7 @@ from flows.publish import (
     record_refusal,
     sha256_file,
 )
-from generators.schema import BadInputError
+from generators.tabular.errors import BadInputError
 
 REPO = Path(__file__).resolve().parents[1]
 

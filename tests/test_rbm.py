@@ -12,9 +12,9 @@ import torch
 
 from generators import ColumnKind, ColumnSpec, Schema, create
 from generators.base import Generator
-from generators.encoder import Span
-from generators.nn import OutputLayout
-from generators.rbm import _RBM, contrastive_gradients, free_energy, pseudo_log_likelihood
+from generators.models.rbm import _RBM, contrastive_gradients, free_energy, pseudo_log_likelihood
+from generators.nn.layers import OutputLayout
+from generators.tabular.encoder import Span
 
 FAST = {"steps": 400, "hidden": 24, "learning_rate": 0.01, "burn_in": 20, "thinning": 2}
 
@@ -125,7 +125,7 @@ def test_training_stops_and_anneals_on_a_held_out_plateau(
 ) -> None:
     """A budget of 300 epochs on a table whose few dependencies are learnt in a few: training stops early."""
     frame, schema = table
-    with caplog.at_level(logging.INFO, logger="generators.rbm"):
+    with caplog.at_level(logging.INFO, logger="generators.models.rbm"):
         create("rbm", {**FAST, "steps": 100_000, "hidden": 8}, seed=0, device="cpu").fit(frame, schema)
     messages = [r.getMessage() for r in caplog.records]
     assert any("plateau" in m for m in messages)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 from flows.report import render_report
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.plots import association_difference, column_distributions, correlation_difference
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -22,9 +22,10 @@ from flows.report import refusal_advice, render_report
 from flows.select import Candidate, Selection, Trial, choose_generator, rank, selection_split
 from flows.split import split_holdout
 from flows.steps import RunOutcome
-from generators.inference import infer_schema
 from generators.registry import create
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import infer_schema
+from generators.tabular.schema import Schema
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()

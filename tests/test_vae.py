@@ -9,7 +9,7 @@ import torch
 from conftest import make_mixed_frame, make_tiered_table, mixed_schema_for
 
 from generators import create
-from generators.vae import VAEGenerator
+from generators.models.vae import VAEGenerator
 
 
 def test_conditioning_is_native_not_rejection() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from generators.schema import Schema
+from generators.tabular.schema import Schema
 from validation.c2st import C2stResult, classifier_two_sample
 from validation.comparison import ColumnComparisons, Comparison, compare_columns, domain_validity
 from validation.drift import CategoryCoverage, category_coverage

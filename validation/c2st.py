@@ -26,7 +26,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from generators.schema import ColumnSpec, Schema
+from generators.tabular.schema import ColumnSpec, Schema
 from validation.marginals import column_codes, sample_rows
 from validation.utility import model_features, top_levels
 

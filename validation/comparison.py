@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 _NUMERIC = (ColumnKind.NUMERICAL, ColumnKind.DATETIME)
 STRONG_CORRELATION = 0.5  # |Spearman| of two numbers

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from generators.schema import ColumnKind, Schema
+from generators.tabular.schema import ColumnKind, Schema
 
 MIN_EXPECTED_COUNT = 10.0
 

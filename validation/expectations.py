@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from generators.inference import PII_PATTERNS as _PII_PATTERNS
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.inference import PII_PATTERNS
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 logger = logging.getLogger(__name__)
 
@@ -274,10 +275,10 @@ def _pii_absent(values: pd.Series) -> ExpectationSpec | None:
     """
     text = pd.Series(values.unique()).astype(str)  # a categorical column has few distinct values
     with _quiet_regex_groups():
-        absent = [kind for kind, p in _PII_PATTERNS.items() if not text.str.contains(p).any()]
+        absent = [kind for kind, p in PII_PATTERNS.items() if not text.str.contains(p).any()]
     if not absent:
         return None
-    regex = "|".join(f"(?P<{kind}>{_PII_PATTERNS[kind].pattern})" for kind in absent)
+    regex = "|".join(f"(?P<{kind}>{PII_PATTERNS[kind].pattern})" for kind in absent)
     name = f"{values.name}: no {'/'.join(absent)} values"
     return ExpectationSpec(name, "expect_column_values_to_not_match_regex", str(values.name), {"regex": regex})
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 
-from generators.schema import BadInputError, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import Schema
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
 
 logger = logging.getLogger(__name__)

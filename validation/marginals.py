@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.comparison import pair_codes
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from generators.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 _SCORED_SDTYPE = {
     ColumnKind.NUMERICAL: "numerical",

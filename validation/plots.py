@@ -23,7 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,8 @@ from scipy.stats import norm
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.comparison import as_numbers
 
 logger = logging.getLogger(__name__)

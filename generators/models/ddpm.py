@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from generators.base import Generator
-from generators.encoder import Condition, Span
-from generators.nn import EarlyStopping, init_weights, mlp, split_rows, update_average
-from generators.schema import BadInputError
+from generators.nn.layers import init_weights, mlp
+from generators.nn.training import EarlyStopping, split_rows, update_average
+from generators.tabular.encoder import Condition, Span
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -20,16 +20,10 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import nn
 
-from generators.nn import (
-    LatentCodeGenerator,
-    LatentConfig,
-    LatentMixture,
-    OutputLayout,
-    SpreadDecoder,
-    column_major,
-    mlp,
-)
-from generators.schema import BadInputError
+from generators.models.latent import LatentCodeGenerator, LatentConfig
+from generators.nn.layers import OutputLayout, SpreadDecoder, column_major, mlp
+from generators.nn.mixture import LatentMixture
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -25,21 +25,13 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import nn
 
-from generators.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
-from generators.encoder import Condition
-from generators.nn import (
-    ConditionVector,
-    LatentCodeGenerator,
-    LatentConfig,
-    LatentMixture,
-    OutputLayout,
-    SpreadDecoder,
-    column_major,
-    init_weights,
-    mlp,
-    schedule,
-)
-from generators.schema import BadInputError
+from generators.models.latent import LatentCodeGenerator, LatentConfig
+from generators.nn.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
+from generators.nn.layers import ConditionVector, OutputLayout, SpreadDecoder, column_major, init_weights, mlp
+from generators.nn.mixture import LatentMixture
+from generators.nn.training import schedule
+from generators.tabular.encoder import Condition
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from generators.base import Generator
-from generators.encoder import Condition
-from generators.nn import OutputLayout, minibatches, schedule, split_rows
-from generators.schema import BadInputError
+from generators.nn.layers import OutputLayout
+from generators.nn.training import minibatches, schedule, split_rows
+from generators.tabular.encoder import Condition
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import torch
 from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, pandas_dtype
 
-from generators.schema import BadInputError, ColumnKind, ColumnSpec
+from generators.tabular.errors import BadInputError
+from generators.tabular.schema import ColumnKind, ColumnSpec
 
 logger = logging.getLogger(__name__)
 

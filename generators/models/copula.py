@@ -30,8 +30,8 @@ from typing import Any, ClassVar
 import torch
 
 from generators.base import Generator
-from generators.encoder import Condition, Span
-from generators.schema import BadInputError
+from generators.tabular.encoder import Condition, Span
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

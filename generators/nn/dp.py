@@ -26,8 +26,8 @@ from opacus.accountants.utils import get_noise_multiplier
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
-from generators.encoder import EncoderPrivacy, Span
-from generators.schema import BadInputError
+from generators.tabular.encoder import EncoderPrivacy, Span
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 

@@ -1,33 +1,23 @@
-"""Neural building blocks shared by every neural generator, so a fix to one helps all of them.
+"""Network pieces shared by every neural generator, so a fix to one helps all of them.
 
 - `OutputLayout`: the encoder's spans as index tensors and masks, so per-span activations, sampling and
   reconstruction losses are a handful of vectorised ops however many columns the table has;
 - `mlp` and `init_weights`: networks whose initial weights come from a seeded `torch.Generator`;
-- `split_rows`, `minibatches`, `schedule` and `EarlyStopping`: the training loop's pieces, with defaults
-  that scale with the number of rows;
 - `ConditionVector`: CTGAN's conditional vector and training-by-sampling, for native conditioning;
-- `LatentMixture`: a Gaussian mixture over latent codes to sample them from, conditioned or not;
-- `LatentConfig`, `SpreadDecoder` and `LatentCodeGenerator`: what the latent-code generators (vae and
-  autoencoder) share: their training hyper-parameters, the learned spread of values, saving and loading.
+- `SpreadDecoder`: a decoder that also learns the spread of each value within its mode.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
-from generators.base import Generator
-from generators.encoder import Condition, Span
-from generators.gmm import GaussianMixtureConfig, _Mixture, fit_mixture
-from generators.schema import BadInputError
+from generators.tabular.encoder import Condition, Span
 
 logger = logging.getLogger(__name__)
 
@@ -202,119 +192,6 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
     return module
 
 
-def split_rows(x: torch.Tensor, share: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """A seeded (train, held-out) split holding out `share` of the rows (none when that rounds to 0)."""
-    order = torch.randperm(len(x), generator=generator, device=x.device)
-    cut = len(x) - int(share * len(x))
-    return x[order[:cut]], x[order[cut:]]
-
-
-def minibatches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Row indices of one shuffled epoch, in batches; a last batch under half a batch is folded into the
-    one before it, since a handful of rows makes a noisy step."""
-    order = torch.randperm(n, generator=generator, device=generator.device)
-    cuts = list(range(batch_size, n, batch_size))
-    if cuts and n - cuts[-1] < batch_size // 2:
-        cuts.pop()
-    yield from torch.tensor_split(order, cuts)
-
-
-def schedule(
-    n_rows: int, steps: int, max_batch: int, min_batch: int = 64, min_epochs: int = 10, max_epochs: int = 300
-) -> tuple[int, int]:
-    """(batch size, epochs) giving about `steps` optimiser steps whatever the table size.
-
-    Batches are a 20th of the rows within [`min_batch`, `max_batch`], so big tables train with wide,
-    cheap batches; epochs fill the step budget within [`min_epochs`, `max_epochs`], so small tables see
-    their rows many times and big ones few.
-    """
-    batch = max(1, min(n_rows, max(min_batch, min(max_batch, math.ceil(n_rows / 20)))))
-    per_epoch = max(1, round(n_rows / batch))
-    return batch, min(max_epochs, max(min_epochs, math.ceil(steps / per_epoch)))
-
-
-class EarlyStopping:
-    """Stops when a held-out loss has not improved by `min_delta` (relative) for `patience` checks and
-    keeps a copy of the best weights, which `restore` puts back."""
-
-    def __init__(self, patience: int, min_delta: float = 1e-3) -> None:
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best = math.inf
-        self.waited = 0
-        self._best_state: dict[str, torch.Tensor] | None = None
-
-    def step(self, loss: float, module: nn.Module) -> bool:
-        """Record one check; True when training should stop."""
-        if loss < self.best - self.min_delta * abs(self.best if math.isfinite(self.best) else loss):
-            self.best, self.waited = loss, 0
-            self._best_state = copy.deepcopy(module.state_dict())
-        else:
-            self.waited += 1
-        return self.waited >= self.patience
-
-    def restore(self, module: nn.Module) -> nn.Module:
-        """The module with its best recorded weights (unchanged if none was recorded)."""
-        if self._best_state is not None:
-            module.load_state_dict(self._best_state)
-        return module
-
-
-def train(
-    module: nn.Module,
-    batch_loss: Callable[[], torch.Tensor],
-    held_out_loss: Callable[[], float] | None,
-    *,
-    epochs: int,
-    per_epoch: int,
-    learning_rate: float,
-    weight_decay: float,
-    patience: int,
-    name: str,
-) -> int:
-    """Adam on `batch_loss` (the mean loss of a fresh batch, drawn by the caller), `per_epoch` steps an
-    epoch, the learning rate decaying linearly to zero over all epochs, which at a fixed budget beats a
-    constant rate. After each epoch `held_out_loss` is checked: training stops after `patience` epochs
-    without improvement and the best weights come back. Returns the number of epochs run."""
-    optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    total_steps = epochs * per_epoch + 1
-    decay = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1 - step / total_steps)
-    stopper = EarlyStopping(patience)
-    epoch = 0
-    while epoch < epochs:
-        epoch += 1
-        running = 0.0
-        for _ in range(per_epoch):
-            loss = batch_loss()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            decay.step()
-            running += float(loss.detach())
-        if held_out_loss is None:
-            logger.info("%s: epoch %d/%d, loss %.4f", name, epoch, epochs, running / per_epoch)
-            continue
-        with torch.no_grad():
-            held = held_out_loss()
-        logger.info("%s: epoch %d/%d, loss %.4f, held-out %.4f", name, epoch, epochs, running / per_epoch, held)
-        if stopper.step(held, module):
-            break
-    stopper.restore(module)
-    return epoch
-
-
-def update_average(average: nn.Module, model: nn.Module, decay: float) -> None:
-    """Move `average`'s floating-point weights and statistics towards `model`'s by 1 - `decay`, in one
-    fused kernel (an exponential moving average of the weights, as gan and ddpm keep)."""
-    with torch.no_grad():
-        pairs = [
-            (a, m)
-            for a, m in zip(average.state_dict().values(), model.state_dict().values(), strict=True)
-            if a.dtype.is_floating_point
-        ]
-        torch._foreach_lerp_([a for a, _ in pairs], [m for _, m in pairs], 1 - decay)
-
-
 class ConditionVector:
     """CTGAN's conditional vector: a one-hot slot for every value of every discrete column (each category
     of a categorical column; false/true of a boolean), where columns not conditioned on stay all zero.
@@ -409,107 +286,6 @@ class ConditionVector:
         return self.one_hot(self._slot_grid[column, value][:, None]), rows
 
 
-class LatentMixture:
-    """A density over latent codes to sample from: the gmm generator's full-covariance mixture (its number
-    of components chosen on held-out codes) fitted to the codes of the training rows.
-
-    Decoding codes drawn from the mixture rather than from N(0, I) avoids the prior's holes, where a decoder
-    blends neighbouring rows (Adult's education drifts to the grades between the common ones). The mixture
-    also keeps P(value | component) of every discrete value, so a conditioned draw picks components in
-    proportion to how often they hold the requested values.
-    """
-
-    def __init__(self, mixture: _Mixture, value_share: torch.Tensor) -> None:
-        self.mixture = mixture
-        self.value_share = value_share  # components x condition-vector width
-
-    @classmethod
-    def fit(
-        cls,
-        codes: torch.Tensor,
-        generator: torch.Generator,
-        components: tuple[int, ...],
-        values: torch.Tensor | None = None,
-        rows_per_component: int = 500,
-    ) -> LatentMixture:
-        """Fit on `codes` (n x latent) of rows whose discrete values are `values` (n x condition width; none
-        by default, and then conditioned draws are plain ones).
-
-        The counts of `components` tried are capped at one per `rows_per_component` codes: on a small
-        table, more components each hug a handful of training rows, which sampling would then reproduce
-        (Adult, 500 rows, codes at posterior means: DCR share 0.61 with 8 components, 0.54 with one).
-        """
-        cap = max(1, len(codes) // rows_per_component)
-        mixture = fit_mixture(codes, GaussianMixtureConfig(components=tuple({min(k, cap) for k in components})),
-                              generator)
-        joint = mixture.log_joint(codes)
-        responsibilities = (joint - joint.logsumexp(dim=1, keepdim=True)).exp()
-        mass = responsibilities.sum(dim=0).clamp_min(1e-12)
-        values = values if values is not None else codes.new_zeros(len(codes), 0)
-        return cls(mixture, (responsibilities.T @ values) / mass[:, None])
-
-    @classmethod
-    def standard(cls, latent: int, condition_width: int, device: torch.device) -> LatentMixture:
-        """N(0, I), the prior itself: what a differentially private fit samples from, since a mixture fitted
-        to the training rows' codes would spend budget of its own."""
-        mixture = _Mixture(
-            torch.ones(1, device=device), torch.zeros(1, latent, device=device), torch.eye(latent, device=device)[None]
-        )
-        return cls(mixture, torch.ones(1, condition_width, device=device))
-
-    def sample(self, n: int, generator: torch.Generator, condition: torch.Tensor | None = None) -> torch.Tensor:
-        """n codes; given a `condition` vector (a 1 at every requested value), from components reweighted by
-        the chance that they hold all the requested values."""
-        mixture = self.mixture
-        if condition is not None and bool(condition.any()):
-            weights = mixture.weights * self.value_share[:, condition > 0].prod(dim=1) + 1e-12
-            mixture = _Mixture(weights / weights.sum(), mixture.means, mixture.chol)
-        return mixture.sample(n, generator)
-
-    def state(self) -> dict[str, torch.Tensor]:
-        m = self.mixture
-        return {"weights": m.weights, "means": m.means, "chol": m.chol, "value_share": self.value_share}
-
-    @classmethod
-    def from_state(cls, state: dict[str, torch.Tensor]) -> LatentMixture:
-        return cls(_Mixture(state["weights"], state["means"], state["chol"]), state["value_share"])
-
-
-@dataclass(frozen=True)
-class LatentConfig:
-    """Hyper-parameters every latent-code generator has; subclasses add their own and may change defaults.
-
-    `steps` optimiser steps are spread over epochs of batches of up to `max_batch` rows (see `schedule`)
-    while the learning rate decays linearly to zero; training stops earlier once the `held_out` rows' loss
-    has not improved for `patience` epochs. `prior_components` are the counts of mixture components tried
-    for the density over the codes (see `LatentMixture`).
-    """
-
-    model: ClassVar[str] = "latent"
-    latent: int = 16
-    hidden: tuple[int, ...] = (128, 128)
-    steps: int = 2000
-    max_batch: int = 500
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-5
-    held_out: float = 0.1
-    patience: int = 10
-    prior_components: tuple[int, ...] = (8, 16, 32)
-
-    def __post_init__(self) -> None:
-        name = self.model
-        if self.latent < 1 or not self.hidden or min(self.hidden) < 1:
-            raise BadInputError(f"{name}: latent and hidden sizes must be ≥ 1")
-        if min(self.steps, self.max_batch, self.patience) < 1:
-            raise BadInputError(f"{name}: steps, max_batch and patience must be ≥ 1")
-        if self.learning_rate <= 0 or self.weight_decay < 0:
-            raise BadInputError(f"{name}: learning_rate must be > 0 and weight_decay ≥ 0")
-        if not self.prior_components or min(self.prior_components) < 1:
-            raise BadInputError(f"{name}: prior_components must be a non-empty list of positive integers")
-        if not 0.0 <= self.held_out < 1.0:
-            raise BadInputError(f"{name}: held_out must be in [0, 1)")
-
-
 _LOG_SPREAD_RANGE = (math.log(1e-3), 0.0)  # of a value's spread within its mode, on the tanh scale
 
 
@@ -525,58 +301,3 @@ class SpreadDecoder(nn.Module):
         return self.log_spread.clamp(*_LOG_SPREAD_RANGE)
 
 
-class LatentCodeGenerator(Generator):
-    """A network (`model_`) whose codes are sampled from a `LatentMixture` (`prior_`): how such generators
-    save and load. Subclasses build both in `_build`."""
-
-    config: LatentConfig
-    model_: SpreadDecoder
-    prior_: LatentMixture
-
-    def _build(self, width: int) -> None:
-        raise NotImplementedError
-
-    def _start(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        """Build the network with seeded weights and split off the held-out rows: (training rows, held-out
-        rows, batch size, epochs)."""
-        self._build(x.shape[1])
-        init_weights(self.model_, generator)
-        rows, held = split_rows(x, self.config.held_out, generator)
-        return (rows, held, *schedule(len(rows), self.config.steps, self.config.max_batch))
-
-    def _train(
-        self,
-        batch_loss: Callable[[], torch.Tensor],
-        held_out_loss: Callable[[], float] | None,
-        *,
-        rows: int,
-        batch: int,
-        epochs: int,
-    ) -> None:
-        """`train` the network with the config's optimiser settings (`held_out_loss` None: no early stopping),
-        then put it in evaluation mode."""
-        cfg = self.config
-        train(
-            self.model_,
-            batch_loss,
-            held_out_loss,
-            epochs=epochs,
-            per_epoch=max(1, round(rows / batch)),
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            patience=cfg.patience,
-            name=self.name,
-        )
-        self.model_.eval()
-
-    def _state(self) -> dict[str, Any]:
-        return {
-            **{f"model.{k}": v for k, v in self.model_.state_dict().items()},
-            **{f"prior.{k}": v for k, v in self.prior_.state().items()},
-        }
-
-    def _load_state(self, state: dict[str, Any]) -> None:
-        self._build(self._fitted_encoder().width_)
-        self.model_.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
-        self.model_.eval()
-        self.prior_ = LatentMixture.from_state({k[6:]: v for k, v in state.items() if k.startswith("prior.")})

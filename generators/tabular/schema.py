@@ -12,9 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class BadInputError(ValueError):
-    """The user's data or configuration cannot be used; the message is shown to them as one line."""
+from generators.tabular.errors import BadInputError
 
 
 class ColumnKind(enum.StrEnum):

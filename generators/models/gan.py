@@ -28,19 +28,11 @@ import torch
 from torch import nn
 
 from generators.base import Generator
-from generators.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
-from generators.encoder import Condition, Span
-from generators.nn import (
-    ConditionVector,
-    EarlyStopping,
-    OutputLayout,
-    column_major,
-    init_weights,
-    mlp,
-    split_rows,
-    update_average,
-)
-from generators.schema import BadInputError
+from generators.nn.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
+from generators.nn.layers import ConditionVector, OutputLayout, column_major, init_weights, mlp
+from generators.nn.training import EarlyStopping, split_rows, update_average
+from generators.tabular.encoder import Condition, Span
+from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
 
@@ -195,7 +187,7 @@ class GanGenerator(Generator):
         - each step's real rows are a Poisson sample, and every real row is paired with one fake row made
           under the real row's own value of a randomly picked discrete column; the pair's WGAN-GP loss,
           gradient penalty included, depends on that row alone, so it is the unit whose gradient is
-          clipped (the penalty's double backward is exact per pair under `torch.func`, see `generators.dp`);
+          clipped (the penalty's double backward is exact per pair under `torch.func`, see `generators.nn.dp`);
         - the critic scores single rows: a PacGAN pack mixes rows, and adding one row would reshuffle
           every pack after it, so `pac` is taken as 1;
         - the generator's conditions, and the slot frequencies sampling draws from, come from the encoder's

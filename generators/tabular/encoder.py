@@ -23,8 +23,9 @@ import pandas as pd
 import torch
 from pandas.api.types import is_datetime64_any_dtype, is_integer_dtype, pandas_dtype
 
-from generators.formats import FormatModel, fit_format, regenerate, to_column
-from generators.schema import BadInputError, ColumnKind, ColumnSpec, Schema
+from generators.tabular.errors import BadInputError
+from generators.tabular.formats import FormatModel, fit_format, regenerate, to_column
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The generative models, each registered in `generators.registry`; imported on demand."""
