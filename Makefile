@@ -60,6 +60,7 @@ bench-full: $(BENCH_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check flows generators validation privacy tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) releases .pytest_cache .mypy_cache .ruff_cache *.egg-info
