@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from flows.ingest import load_table
+from flows.sources import load_table
 from generators.tabular.schema import ColumnKind, Schema
 from privacy.attacks import AttackResult, attribute_inference, evaluate_attacks, linkability, singling_out
 from privacy.distance import gower_distance_chunks
@@ -37,6 +37,7 @@ ADULT = Path(__file__).resolve().parent.parent / "data" / "adult.parquet"
 
 
 def main() -> None:
+    """Time each attack on the full Adult table, or with `--calibrate` run the calibration for each seed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)

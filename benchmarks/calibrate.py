@@ -1,5 +1,7 @@
-"""Calibrate the gate on tables nobody tuned it on: real rows never trained on must pass, and planted fidelity
-faults and privacy leaks must be refused, each by the check meant for it.
+"""Calibrate the gate on tables nobody tuned it on: does it pass real unseen rows and refuse planted faults?
+
+Real rows never trained on must pass, and planted fidelity faults and privacy leaks must be refused, each by
+the check meant for it.
 
     python -m benchmarks.calibrate                                # all ten tables x 3 shapes x 20 seeds (hours)
     python -m benchmarks.calibrate --tables banknote,ecoli --seeds 2 --shapes thirds --jobs 2
@@ -54,11 +56,11 @@ import pandas as pd
 
 from benchmarks.datasets import ADULT, ROOT
 from flows.config import AUTO_GENERATOR, RunConfig
-from flows.evaluate import conform_to, evaluate_tables, read_tables
-from flows.gate import Verdict
-from flows.ingest import read_source
-from flows.publish import MANIFEST, REFUSED, RELEASES
-from generators.registry import DEFAULT_GENERATOR, GENERATORS
+from flows.gate import Verdict, judge_rows
+from flows.release.publish import MANIFEST, REFUSED, RELEASES
+from flows.sources import read_source
+from flows.steps import conform_to, read_tables
+from generators.registry import GENERATORS
 from generators.tabular.formats import fit_format, regenerate
 from generators.tabular.inference import infer_schema
 from generators.tabular.schema import ColumnKind, Schema
@@ -98,8 +100,10 @@ class NotApplicable(Exception):
 
 @dataclass(frozen=True)
 class Parts:
-    """One seeded split of a raw table, with the schema `synthgate evaluate` infers from its train part
-    (`learned` is the train part conformed to it: numbers as numbers)."""
+    """One seeded split of a raw table, with the schema `synthgate evaluate` infers from its train part.
+
+    `learned` is the train part conformed to that schema: numbers as numbers.
+    """
 
     train: pd.DataFrame
     holdout: pd.DataFrame
@@ -111,8 +115,10 @@ class Parts:
 
 @dataclass(frozen=True)
 class Plant:
-    """The "synthetic" table of a case, what was planted in it, and the checks meant to refuse it (a name,
-    or a prefix ending in `*`); no checks for the honest case."""
+    """The "synthetic" table of a case, what was planted in it, and the checks meant to refuse it.
+
+    Each check is given by its name, or by a prefix ending in `*`; the honest case has no checks.
+    """
 
     synthetic: pd.DataFrame
     planted: str
@@ -121,6 +127,8 @@ class Plant:
 
 @dataclass(frozen=True)
 class Pair:
+    """Two learned columns, in schema order, and the strength of their real association (its absolute value)."""
+
     first: str
     second: str
     association: float
@@ -139,6 +147,8 @@ class Task:
 
 @dataclass(frozen=True)
 class ReleaseTask:
+    """One table's release by one generator: what a worker process running `run_release` needs."""
+
     table: str
     source: Path
     generator: str
@@ -158,9 +168,11 @@ def split(frame: pd.DataFrame, shape: str, seed: int) -> Parts:
 
 
 def regenerated(third: pd.DataFrame, real: pd.DataFrame, schema: Schema, seed: int) -> pd.DataFrame:
-    """The third part with its id, PII and text values regenerated as every release regenerates them (fresh
-    values of the real values' shapes, never a real one): the honest case is real unseen rows for the learned
-    columns, and a patient seen twice must not turn its second visit's id into a "leak"."""
+    """The third part with its id, PII and text values regenerated as every release regenerates them.
+
+    They become fresh values of the real values' shapes, never a real one: the honest case is real unseen rows
+    for the learned columns, and a patient seen twice must not turn its second visit's id into a "leak".
+    """
     rng = np.random.default_rng([seed, 17])
     fresh = {}
     for spec in schema.columns:
@@ -171,6 +183,7 @@ def regenerated(third: pd.DataFrame, real: pd.DataFrame, schema: Schema, seed: i
 
 
 def honest(parts: Parts, rng: np.random.Generator) -> Plant:
+    """The third part itself, real rows never trained on: the case the gate must pass."""
     return Plant(parts.third, "real rows never trained on")
 
 
@@ -185,9 +198,11 @@ def shuffled(parts: Parts, rng: np.random.Generator) -> Plant:
 
 
 def merged(parts: Parts, rng: np.random.Generator) -> Plant:
-    """The largest category that is not its column's most frequent (>= 10% of train), merged into the most
-    frequent: a common category is lost. The largest such category is the one a table of this size can
-    miss least by chance, so the fault is as visible as the table allows."""
+    """The largest category that is not its column's most frequent (>= 10% of train), merged into the most frequent.
+
+    A common category is lost. The largest such category is the one a table of this size can miss least by
+    chance, so the fault is as visible as the table allows.
+    """
     best: tuple[float, str, Any, Any] | None = None
     for spec in parts.schema.of_kind(ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN):
         counts = parts.train[spec.name].value_counts(normalize=True)
@@ -203,8 +218,10 @@ def merged(parts: Parts, rng: np.random.Generator) -> Plant:
 
 
 def shifted(parts: Parts, rng: np.random.Generator) -> Plant:
-    """The numerical column with the most distinct training values (first in schema order on a tie), moved
-    up by one training standard deviation."""
+    """The numerical column with the most distinct training values, moved up by one training standard deviation.
+
+    On a tie, the first such column in schema order is moved.
+    """
     numbers = [spec.name for spec in parts.schema.of_kind(ColumnKind.NUMERICAL)
                if parts.learned[spec.name].std() > 0]
     if not numbers:
@@ -230,31 +247,36 @@ def nulled(parts: Parts, rng: np.random.Generator) -> Plant:
 
 
 def copy(parts: Parts, rng: np.random.Generator) -> Plant:
+    """Training rows as the whole synthetic table, for the exact-copy check to refuse."""
     return Plant(_copies(parts, rng), "training rows as the synthetic table", ("privacy.exact_match_rate",))
 
 
 def copies5(parts: Parts, rng: np.random.Generator) -> Plant:
+    """The third part with `COPY_SHARE` of its rows replaced by training rows, for the exact-copy check to refuse."""
     count = min(max(1, round(COPY_SHARE * len(parts.third))), len(parts.train))
-    rows = parts.train.iloc[rng.choice(len(parts.train), count, replace=False)]
+    rows = _training_rows(parts, rng.choice(len(parts.train), count, replace=False))
     return Plant(_in_place_of(parts.third, rows, rng), f"{count} synthetic rows replaced by training rows",
                  ("privacy.exact_match_rate",))
 
 
 def noisy_copy(parts: Parts, rng: np.random.Generator) -> Plant:
+    """Training rows with 1%-SD noise on every number, for the DCR share or the membership checks to refuse."""
     return Plant(_with_noise(_copies(parts, rng), parts, rng), "training rows + 1%-SD noise on every number",
                  ("privacy.dcr_share", "privacy.membership_*"))
 
 
 def near_copies1(parts: Parts, rng: np.random.Generator) -> Plant:
+    """Noisy copies of `NEAR_COPY_SHARE` of the training rows in place of third-part rows, for membership TPR."""
     count = min(max(1, round(NEAR_COPY_SHARE * len(parts.train))), len(parts.third))
-    rows = _with_noise(parts.train.iloc[rng.choice(len(parts.train), count, replace=False)], parts, rng)
+    rows = _with_noise(_training_rows(parts, rng.choice(len(parts.train), count, replace=False)), parts, rng)
     return Plant(_in_place_of(parts.third, rows, rng), f"{count} training rows + 1%-SD noise in place of synthetic",
                  ("privacy.membership_tpr*",))
 
 
 def isolated(parts: Parts, rng: np.random.Generator) -> Plant:
+    """Noisy copies of the `ISOLATED_ROWS` most isolated training rows in place of third-part rows."""
     chosen = most_isolated(parts)[: min(ISOLATED_ROWS, len(parts.third))]
-    rows = _with_noise(parts.train.iloc[chosen], parts, rng)
+    rows = _with_noise(_training_rows(parts, chosen), parts, rng)
     return Plant(_in_place_of(parts.third, rows, rng), f"{len(rows)} most isolated training rows + 1%-SD noise",
                  ("privacy.isolated_reproduced",))
 
@@ -276,13 +298,24 @@ CASES: dict[str, Callable[[Parts, np.random.Generator], Plant]] = {
 def _copies(parts: Parts, rng: np.random.Generator) -> pd.DataFrame:
     """As many training rows as the third part, drawn with replacement only when train is smaller."""
     n = len(parts.third)
-    return parts.train.iloc[rng.choice(len(parts.train), n, replace=len(parts.train) < n)].reset_index(drop=True)
+    return _training_rows(parts, rng.choice(len(parts.train), n, replace=len(parts.train) < n))
+
+
+def _training_rows(parts: Parts, rows: np.ndarray) -> pd.DataFrame:
+    """Training rows as a leaking generator would emit them: learned columns copied, id, PII and text regenerated.
+
+    Id, PII and text values are regenerated as every release regenerates them, so that the leak is caught by
+    the checks meant for copies, not by the real identifiers no generator outputs.
+    """
+    return regenerated(parts.train.iloc[rows].reset_index(drop=True), parts.train, parts.schema, parts.seed)
 
 
 def _with_noise(rows: pd.DataFrame, parts: Parts, rng: np.random.Generator) -> pd.DataFrame:
-    """`rows` with Gaussian noise of 1% of the training SD added to every numerical column (others kept),
-    clipped to the training range: a near-copy that stays inside the real domain is a privacy leak only,
-    which the privacy checks, not the validity ones, must catch."""
+    """`rows` with Gaussian noise of 1% of the training SD on every numerical column, clipped to the training range.
+
+    Other columns are kept. A near-copy that stays inside the real domain is a privacy leak only, which the
+    privacy checks, not the validity ones, must catch.
+    """
     noisy = {}
     for spec in parts.schema.of_kind(ColumnKind.NUMERICAL):
         real = parts.learned[spec.name]
@@ -305,9 +338,11 @@ def _numbers(column: pd.Series) -> pd.Series:
 
 
 def strongest_pair(learned: pd.DataFrame, schema: Schema) -> Pair | None:
-    """The gate's own strongly associated pair (`validation.comparison`) with the largest real association,
-    among pairs whose two columns are not near-constant (most common value under 90% of train): shuffling a
-    column that is one value almost everywhere changes too few rows to be a fault anyone could see."""
+    """The gate's own strongly associated pair (`validation.comparison`) with the largest real association.
+
+    Only pairs whose two columns are not near-constant (most common value under 90% of train) count: shuffling
+    a column that is one value almost everywhere changes too few rows to be a fault anyone could see.
+    """
     spread = {spec.name: learned[spec.name].value_counts(normalize=True, dropna=False).iloc[0] < MAX_MODE_SHARE
               for spec in schema.learned}
     pairs = compare_columns(learned, learned, schema).pairs
@@ -346,19 +381,26 @@ def run_case(task: Task) -> Record:
 
 
 def judge(parts: Parts, synthetic: pd.DataFrame) -> Verdict:
-    """`synthgate evaluate` on the three tables, through the files it reads, in a folder deleted afterwards."""
+    """`synthgate evaluate`'s verdict on the three tables, without its figures and documents.
+
+    The tables are read through the files it reads, in a folder deleted afterwards.
+    """
     config = RunConfig(seed=parts.seed)
     with tempfile.TemporaryDirectory(prefix="synthgate-calibrate-") as folder:
         train, holdout, third = (Path(folder) / f"{role}.parquet" for role in ("train", "holdout", "synthetic"))
         for path, frame in ((train, parts.train), (holdout, parts.holdout), (third, synthetic)):
             frame.to_parquet(path, index=False)
         tables = read_tables(train, holdout, third, config)
-        return evaluate_tables(tables, Path(folder) / "evaluation", config, documents=False).verdict
+    return judge_rows(tables.train, tables.holdout, tables.synthetic, tables.schema, seed=config.seed,
+                      thresholds=config.gate.thresholds())
 
 
 def outcome(plant: Plant, verdict: Verdict) -> Record:
-    """The verdict, each failed check with its value and threshold, and for a planted case whether a check meant
-    for it refused it (`refused_by_expected`) and whether the gate ran such a check at all (`expected_checked`)."""
+    """The verdict, each failed check with its value and threshold, and for a planted case whether it was caught.
+
+    For a planted case: whether a check meant for it refused it (`refused_by_expected`) and whether the gate
+    ran such a check at all (`expected_checked`).
+    """
     failed = [{"name": c.name, "value": _finite(c.value), "threshold": c.threshold} for c in verdict.failed]
     meant = plant.expected
     return {"passed": verdict.passed, "failed": failed,
@@ -397,7 +439,9 @@ def run_release(task: ReleaseTask) -> Record:
     failed = [{"name": c["name"], "value": c["value"], "threshold": c["threshold"]}
               for c in gate.get("checks", []) if not c["passed"]]
     errors = done.stderr.strip().splitlines() if done.returncode not in (0, 3) else []
-    return {"table": task.table, "generator": task.generator, "rows": manifest.get("source", {}).get("rows"),
+    chosen = manifest.get("generator", {}).get("name")
+    generator = task.generator if chosen in (None, task.generator) else f"{task.generator} → {chosen}"
+    return {"table": task.table, "generator": generator, "rows": manifest.get("source", {}).get("rows"),
             "exit_code": done.returncode, "verdict": RELEASE_VERDICTS.get(done.returncode, f"exit {done.returncode}"),
             "quality": manifest.get("metrics", {}).get("fidelity", {}).get("quality"), "failed": failed,
             "error": errors[-1] if errors else None, "elapsed_s": round(elapsed, 1)}
@@ -436,6 +480,7 @@ def table_sources(data_dir: Path) -> dict[str, Path]:
 
 
 def calibration_tasks(frames: dict[str, pd.DataFrame], shapes: list[str], seeds: int, cases: list[str]) -> list[Task]:
+    """Every case of every seed of every table and shape, skipping the shapes a table has too few rows for."""
     tasks = []
     for table, frame in frames.items():
         for shape in shapes:
@@ -460,6 +505,7 @@ def write_records(records: Iterable[Record], path: Path, describe: Callable[[Rec
 
 
 def describe_case(record: Record) -> str:
+    """One progress line for a finished case: its verdict and time, or why it did not run."""
     head = f"{record['table']} {record['shape']} seed {record['seed']} {record['case']}:"
     if record["status"] != "ok":
         return f"{head} {record['status']} ({record.get('reason') or record.get('error')})"
@@ -468,12 +514,16 @@ def describe_case(record: Record) -> str:
 
 
 def describe_release(record: Record) -> str:
+    """One progress line for a finished release: its verdict and time."""
     return f"{record['table']} x {record['generator']}: {record['verdict']} in {record['elapsed_s']:.0f} s"
 
 
 def calibration_markdown(records: list[Record], seeds: int) -> str:
-    """The honest pass rates and the planted cases' refusal rates per table and shape, then what refused
-    honest rows, what refused the planted cases, what was not applicable or crashed, and the time per case."""
+    """The honest pass rates and the planted cases' refusal rates per table and shape, then what lies behind them.
+
+    That is what refused honest rows, what refused the planted cases, what was not applicable or crashed, and
+    the time per case.
+    """
     runs = pd.DataFrame(records).reindex(columns=list(RECORD_FIELDS))
     sections = [_rates_table(runs, seeds), _honest_refusals(runs), _planted_refusals(runs), _not_applicable(runs),
                 _crashes(runs), _timings(runs)]
@@ -572,6 +622,7 @@ def _timings(runs: pd.DataFrame) -> str:
 
 
 def release_markdown(records: list[Record]) -> str:
+    """A markdown table of the releases: rows, generator, verdict, quality, failed checks (or error) and time."""
     lines = ["| table | rows | generator | verdict | quality | failed checks | seconds |",
              "|---|---|---|---|---|---|---|"]
     for r in records:
@@ -593,6 +644,7 @@ def _cell(text: str) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, every table, shape, case and generator checked, and each chosen table's source found."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", default=None, help="comma-separated (default: adult and every calibration table)")
@@ -601,7 +653,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated: " + ", ".join(CASES))
     parser.add_argument("--jobs", type=int, default=1, help="worker processes, one case per task")
     parser.add_argument("--release", action="store_true", help="each table's release by the generator instead")
-    parser.add_argument("--generator", default=DEFAULT_GENERATOR, help="the generator of --release")
+    parser.add_argument("--generator", default=AUTO_GENERATOR, help="the generator of --release (default: auto)")
     parser.add_argument("--data-dir", type=Path, default=CALIBRATION_TABLES, help="folder of the calibration CSVs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the JSON lines")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the summary to this file")
@@ -621,6 +673,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the calibration (or `--release`), record every case, and print the markdown summary."""
     args = parse_args(argv)
     quiet_libraries()
     started = time.perf_counter()

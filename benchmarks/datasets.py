@@ -1,5 +1,7 @@
-"""Benchmark tables: the bundled Adult table plus seeded, generated tables that stress what breaks
-synthesizers in practice, each with planted facts whose true value is known (not just estimated).
+"""Benchmark tables: the bundled Adult table plus seeded, generated tables with planted facts of known value.
+
+The generated tables stress what breaks synthesizers in practice; each planted fact's true value is known,
+not just estimated.
 
 A `Truth` is a statistic computed on any frame, with the value planted when the table was generated:
 how far a synthetic table's statistic lands from it says whether the structure was learned, independently
@@ -31,6 +33,8 @@ class Truth:
 
 @dataclass(frozen=True)
 class BenchTable:
+    """A benchmark table: its frame, the target utility predicts, the facts to check, and a line about it."""
+
     name: str
     frame: pd.DataFrame
     target: str | None
@@ -39,8 +43,10 @@ class BenchTable:
 
 
 def load(name: str, rows: int | None = None, seed: int = 0, **options: Any) -> BenchTable:
-    """A benchmark table by name; `rows` subsamples it (seeded) for quick runs; `options` go to the table's
-    builder (e.g. `width` of the wide table)."""
+    """A benchmark table by name; `rows` subsamples it (seeded) for quick runs.
+
+    `options` go to the table's builder (e.g. `width` of the wide table).
+    """
     table = DATASETS[name](seed, **options)
     if rows is not None and rows < len(table.frame):
         frame = table.frame.sample(rows, random_state=seed).reset_index(drop=True)
@@ -57,6 +63,7 @@ def _corr(a: str, b: str, transform: Callable[[pd.Series], pd.Series] = lambda s
 
 
 def adult(seed: int) -> BenchTable:
+    """The bundled UCI Adult table; its facts are estimates from the full census extract, not planted values."""
     frame = pd.read_parquet(ADULT)
     share = float((frame["class"] == ">50K").mean())
     truths = (  # Adult's facts are estimates from the full census extract, not planted values
@@ -156,7 +163,9 @@ def customers(seed: int, n: int = 30_000, towns: int = 40_000) -> BenchTable:
 
 def wide(seed: int, n: int = 10_000, factors: int = 5, width: int = 120) -> BenchTable:
     """`width` (120) mixed columns driven by 5 latent factors: a planted correlation structure across kinds.
-    Half the columns are numeric, a third categorical, a tenth boolean, a fifteenth datetime (rounded down)."""
+
+    Half the columns are numeric, a third categorical, a tenth boolean, a fifteenth datetime (rounded down).
+    """
     if width < 30:
         raise ValueError("the wide table needs a width of at least 30 columns")
     rng = np.random.default_rng(seed)

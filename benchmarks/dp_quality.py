@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks.datasets import ADULT
-from flows.ingest import load_table
+from flows.sources import load_table
 from flows.split import split_holdout
 from generators.models.gan import GanConfig, GanGenerator
 from generators.models.vae import VAEConfig, VAEGenerator
@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Fit gan and vae with DP-SGD at each epsilon and print their spent budget, quality and fit time."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epsilons", type=float, nargs="+", default=[1.0, 10.0])
     parser.add_argument("--delta", type=float, default=1e-5)
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> None:
                     dp_epsilon=epsilon,
                     dp_delta=args.delta,
                     batch_size=args.gan_batch,
+                    steps=args.gan_steps,
                     min_steps=args.gan_steps,
-                    max_steps=args.gan_steps,
                 ),
                 seed=args.seed,
             ),

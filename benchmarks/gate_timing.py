@@ -1,6 +1,8 @@
-"""Time the whole gate on full UCI Adult: the fidelity audit (sdmetrics quality and diagnostic, the GX suite
-with Data Docs, drift, utility, figures) and the privacy audit (PII, every distance check, the attacks),
-with sdmetrics' own DCR metrics timed in the same run for comparison.
+"""Time the whole gate on full UCI Adult: the fidelity and privacy audits, beside sdmetrics' own DCR metrics.
+
+The fidelity audit is sdmetrics quality and diagnostic, the GX suite with Data Docs, drift, utility and
+figures; the privacy audit is PII, every distance check and the attacks. sdmetrics' DCR metrics are timed
+in the same run for comparison.
 
     python -m benchmarks.gate_timing                      # synthetic = a copula release of the 80% split
     python -m benchmarks.gate_timing --sdmetrics-rows 500 # sdmetrics on 500 synthetic rows, scaled up
@@ -23,7 +25,7 @@ import torch
 
 from benchmarks.datasets import ADULT
 from benchmarks.privacy_timing import time_sdmetrics
-from flows.ingest import load_table
+from flows.sources import load_table
 from flows.split import split_holdout
 from generators.registry import create
 from privacy.audit import audit_privacy
@@ -31,6 +33,7 @@ from validation.audit import audit_fidelity
 
 
 def main() -> None:
+    """Time both audits and sdmetrics' DCR metrics on one synthetic Adult table; print the seconds as markdown."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--generator", default="copula", help="generator of the synthetic table")
     parser.add_argument("--sdmetrics-rows", type=int, default=500, help="synthetic rows sdmetrics' DCR runs on")

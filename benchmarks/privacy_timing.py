@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from benchmarks.datasets import ADULT
-from flows.ingest import load_table
+from flows.sources import load_table
 from generators.tabular.schema import Schema
 from privacy.distance import evaluate_privacy
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
@@ -66,6 +66,7 @@ def time_sdmetrics(
 
 
 def timing(frame: pd.DataFrame, schema: Schema, sdmetrics_rows: int | None, skip_sdmetrics: bool) -> None:
+    """Time our distance checks, and unless skipped sdmetrics' DCR metrics, on an 80/20 split; print markdown."""
     order = np.random.default_rng(0).permutation(len(frame))
     cut = round(0.8 * len(frame))
     train, holdout = (frame.iloc[np.sort(part)].reset_index(drop=True) for part in (order[:cut], order[cut:]))
@@ -85,6 +86,7 @@ def timing(frame: pd.DataFrame, schema: Schema, sdmetrics_rows: int | None, skip
 
 
 def main() -> None:
+    """Time the distance checks on the full Adult table, logging their own steps at debug level."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sdmetrics-rows", type=int, default=None, help="time sdmetrics on this many synthetic rows")
     parser.add_argument("--skip-sdmetrics", action="store_true", help="time our checks only")

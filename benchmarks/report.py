@@ -21,6 +21,7 @@ def truth_error(row: Row, side: str = "synthetic") -> float:
 
 
 def dataset_table(rows: Sequence[Row]) -> str:
+    """One dataset's markdown table: each system's cost, fidelity, privacy, utility and truth error, or its failure."""
     head = (
         "| system | fit s | sample s | peak RSS MB | quality | shapes | pairs | diagnostic | DCR share "
         "| exact copies | utility real → synth | truth error |\n" + "|---" * 12 + "|\n"
@@ -70,6 +71,7 @@ def append_markdown(
     results_path: Path,
     figure: Path | None,
 ) -> None:
+    """Append a run's section to `path`: machine, command, method, per-dataset tables, peer ratios, extrapolations."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items())
     base = path.parent
     parts = [

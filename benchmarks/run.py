@@ -43,10 +43,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 @dataclass(frozen=True)
 class Mode:
-    """`capped`: non-default training budgets of our generators in this mode (the peers' caps are their own
+    """A benchmark mode: rows and timeout per pair, the peers it runs, our generators' budgets and table options.
+
+    `capped`: non-default training budgets of our generators in this mode (the peers' caps are their own
     systems, e.g. sdv-ctgan-capped); `--systems` names run at their defaults unless listed here. `tables`:
     options of the tables' builders (sdmetrics' pair trends cost ~5 ms a column pair, whatever the rows:
-    the 120-column table's 7,140 pairs take 36 s to score per system, its 40-column form's 780 pairs 4 s)."""
+    the 120-column table's 7,140 pairs take 36 s to score per system, its 40-column form's 780 pairs 4 s).
+    """
 
     rows: int | None
     peers: tuple[str, ...]
@@ -61,8 +64,8 @@ QUICK_CAPS: dict[str, dict[str, Any]] = {
     "vae": {"steps": 400},
     "autoencoder": {"steps": 500},
     "rbm": {"steps": 500},
-    "gan": {"min_steps": 120, "max_steps": 120},
-    "ddpm": {"min_steps": 100, "max_steps": 100},
+    "gan": {"steps": 120},
+    "ddpm": {"steps": 100},
 }
 MODES = {
     "quick": Mode(
@@ -191,6 +194,7 @@ def environment() -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run every dataset x system pair of the mode, stream the rows to JSON lines, and append the markdown."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))

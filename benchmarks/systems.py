@@ -1,5 +1,6 @@
-"""The systems a benchmark compares: every registered synthgate generator at its defaults, and SDV's
-synthesizers (the `bench` extra, used here only as the peer we measure against, never in the product).
+"""The systems a benchmark compares: every registered synthgate generator at its defaults, and SDV's synthesizers.
+
+SDV comes with the `bench` extra and is used here only as the peer we measure against, never in the product.
 
 Every system gets the same training frame and the same schema-derived facts, and returns a frame in
 the training frame's dtypes, so one evaluation code path scores them all.
@@ -17,7 +18,11 @@ from generators.tabular.schema import ColumnKind, Schema
 
 
 class Fitted(Protocol):
-    def sample(self, n: int) -> pd.DataFrame: ...
+    """A fitted system, ours or a peer: all the benchmark asks of it is rows."""
+
+    def sample(self, n: int) -> pd.DataFrame:
+        """`n` synthetic rows in the training frame's dtypes."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class System:
     params: dict[str, Any] = field(default_factory=dict)
 
     def fit(self, frame: pd.DataFrame, schema: Schema, seed: int) -> Fitted:
+        """This system fitted on `frame`, our generator or the SDV peer alike, seeded by `seed`."""
         if self.family == "synthgate":
             return _Ours(create(self.name, self.params or None, seed=seed, device="auto").fit(frame, schema))
         return _SdvPeer.fit(self, frame, schema, seed)
@@ -54,6 +60,7 @@ SDV_DEFAULT_EPOCHS = 300  # CTGAN's and TVAE's default, for extrapolating a capp
 
 
 def all_systems() -> dict[str, System]:
+    """Every system by name: each registered synthgate generator at its defaults, then each SDV peer."""
     ours = {name: System(name, "synthgate") for name in GENERATORS}
     peers = {name: System(name, "sdv", params) for name, (_, params) in SDV_PEERS.items()}
     return ours | peers

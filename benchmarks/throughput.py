@@ -50,6 +50,7 @@ def measure(dataset: str, systems: list[str], rows: int, repeats: int, seed: int
 
 
 def markdown(results: list[dict[str, float | str]], dataset: str, rows: int, command: str) -> str:
+    """A throughput run as markdown: machine, table, command, and each generator's rows/s against the target."""
     env = environment()
     lines = [
         f"## Sampling throughput {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
@@ -71,6 +72,7 @@ def markdown(results: list[dict[str, float | str]], dataset: str, rows: int, com
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure each chosen generator's sampling throughput and append the results to the markdown file."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="adult")
     default = ",".join(n for n in GENERATORS if n not in CHAINED)

@@ -15,7 +15,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -24,9 +24,14 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table as RichTable
 
+from flows import use_offline_defaults
 from flows.config import AUTO_GENERATOR, RunConfig, load_config
 from generators.tabular.errors import BadInputError
 from generators.tabular.schema import Schema
+
+if TYPE_CHECKING:
+    from flows.gate import Verdict
+    from flows.steps import RunOutcome
 
 EXIT_PUBLISHED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 EXIT_SIGNAL_BASE = 128  # exit code of a run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM)
@@ -54,6 +59,16 @@ log = logging.getLogger(__name__)
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Show the orchestrator's logs and tracebacks.")]
 
 
+@app.callback()
+def start() -> None:
+    """Before any command: the offline defaults (no telemetry, no result persistence).
+
+    They are set while Prefect and Great Expectations are not yet imported (every command imports them lazily, if at
+    all).
+    """
+    use_offline_defaults()
+
+
 @app.command()
 def run(
     source: Annotated[Path | None, typer.Option(help="CSV or Parquet file or folder [default: bundled Adult]")] = None,
@@ -74,7 +89,7 @@ def run(
                                rebalance=rebalance)
         outcome = run_flow(settings, verbose)
     show_outcome(outcome)
-    raise typer.Exit(EXIT_PUBLISHED if outcome.published else EXIT_REFUSED)
+    raise typer.Exit(EXIT_PUBLISHED if outcome.passed else EXIT_REFUSED)
 
 
 @app.command()
@@ -91,15 +106,11 @@ def evaluate(
     verbose: Verbose = False,
 ) -> None:
     """Run the whole gate (fidelity and privacy) on three tables. Exit 0 pass, 3 refused, 2 bad input."""
-    from flows.evaluate import evaluate_tables, read_tables
-
     with user_errors(verbose):
         settings = load_config(config, target=target)
-        tables = read_tables(train, holdout, synthetic, settings)
-        with progress_from_logs(verbose):
-            evaluation = evaluate_tables(tables, out, settings)
-    show_verdict(evaluation.manifest["gate"], "passed" if evaluation.verdict.passed else "refused", evaluation.out)
-    raise typer.Exit(EXIT_PUBLISHED if evaluation.verdict.passed else EXIT_REFUSED)
+        outcome = evaluate_flow(train, holdout, synthetic, out, settings, verbose)
+    show_outcome(outcome)
+    raise typer.Exit(EXIT_PUBLISHED if outcome.passed else EXIT_REFUSED)
 
 
 @app.command()
@@ -110,7 +121,7 @@ def inspect(
     verbose: Verbose = False,
 ) -> None:
     """Print the schema synthgate infers for a source (after any overrides in --config)."""
-    from flows.ingest import load_table
+    from flows.sources import load_table
 
     with user_errors(verbose):
         settings = load_config(config, source=source)
@@ -159,7 +170,7 @@ def generators() -> None:
     stdout.print(listing)
 
 
-def run_flow(settings: RunConfig, verbose: bool) -> Any:
+def run_flow(settings: RunConfig, verbose: bool) -> RunOutcome:
     """Check the input before the orchestrator starts (bad input fails in a second), then run the flow."""
     from flows.steps import preflight
 
@@ -170,15 +181,28 @@ def run_flow(settings: RunConfig, verbose: bool) -> Any:
         return synthesize(settings)
 
 
-def show_outcome(outcome: Any) -> None:
-    """The verdict and where to find the release or the refusal, and after a refusal what to try."""
-    from flows.report import refusal_advice
+def evaluate_flow(train: Path, holdout: Path, synthetic: Path, out: Path, settings: RunConfig, verbose: bool
+                  ) -> RunOutcome:
+    """As `run_flow`, for the `evaluate` flow."""
+    from flows.steps import check_evaluation
 
-    show_verdict(outcome.manifest["gate"], "published" if outcome.published else "refused", outcome.path)
-    advice = refusal_advice(outcome.manifest)
+    check_evaluation(train, holdout, synthetic, out, settings)
+    from flows.evaluate import evaluate
+
+    with progress_from_logs(verbose):
+        return evaluate(train, holdout, synthetic, out, settings)
+
+
+def show_outcome(outcome: RunOutcome) -> None:
+    """The verdict and where to find the release, the refusal or the evaluation; after a run's refusal, what to try."""
+    from flows.release.report import refusal_advice
+
+    manifest = outcome.manifest
+    show_verdict(manifest.gate, manifest.outcome, outcome.path)
+    advice = refusal_advice(manifest)
     if advice:
         stdout.print(escape(advice), soft_wrap=True, highlight=False)
-    show_dropped(outcome.manifest.get("source", {}).get("dropped") or {})
+    show_dropped(manifest.source.dropped if manifest.source is not None else {})
 
 
 def show_dropped(dropped: dict[str, str]) -> None:
@@ -188,29 +212,25 @@ def show_dropped(dropped: dict[str, str]) -> None:
         stdout.print(f"dropped {len(dropped)} column(s) no model can learn: {escape(listing)}", soft_wrap=True)
 
 
-def show_verdict(gate: dict[str, Any], word: str, path: Path) -> None:
+def show_verdict(gate: Verdict, word: str, path: Path) -> None:
     """The verdict, the failed checks by name (or the headline checks when all passed), and the report."""
-    colour = "green" if gate["passed"] else "red"
+    from flows.release.manifest import shown
+
+    colour = "green" if gate.passed else "red"
     stdout.print(f"[bold {colour}]{word}[/] {path}  (report: {path / 'report.html'})", soft_wrap=True)
-    failed = [c for c in gate["checks"] if not c["passed"]]
-    shown = failed or [c for c in gate["checks"] if "[" not in c["name"]]
+    listed = gate.failed or [c for c in gate.checks if "[" not in c.name]
     checks = RichTable(box=None, header_style="bold")
     for column in ("check", "value", "threshold", "verdict"):
         checks.add_column(column)
-    for check in shown:
-        mark = "[green]pass[/]" if check["passed"] else "[red]FAIL[/]"
-        rule = f"{check['comparison']} {_number(check['threshold'])}"
-        checks.add_row(escape(check["name"]), _number(check["value"]), rule, mark)
+    for check in listed:
+        mark = "[green]pass[/]" if check.passed else "[red]FAIL[/]"
+        checks.add_row(escape(check.name), shown(check.value), f"{check.comparison} {shown(check.threshold)}", mark)
     stdout.print(checks)
-    stdout.print(f"{len(gate['checks']) - len(failed)} of {len(gate['checks'])} checks passed", highlight=False)
-
-
-def _number(value: Any) -> str:
-    """A check's value as short text; NaN reaches the manifest as null and reads as n/a."""
-    return "n/a" if value is None else f"{value:.4g}"
+    stdout.print(f"{len(gate.checks) - len(gate.failed)} of {len(gate.checks)} checks passed", highlight=False)
 
 
 def schema_table(schema: Schema, title: str) -> RichTable:
+    """The schema as `inspect` prints it: each column's kind, dtype, nullability and the facts inferred for it."""
     listing = RichTable(title=title, header_style="bold")
     for column in ("column", "kind", "dtype", "nullable", "facts"):
         listing.add_column(column)
@@ -231,8 +251,10 @@ def schema_table(schema: Schema, title: str) -> RichTable:
 
 
 class Interrupted(KeyboardInterrupt):
-    """A stop signal raised in the main thread as the KeyboardInterrupt it is treated like on the way out:
-    no `except Exception` swallows it, and asyncio and Prefect's engine re-raise it."""
+    """A stop signal raised in the main thread as the KeyboardInterrupt it is treated like on the way out.
+
+    No `except Exception` swallows it, and asyncio and Prefect's engine re-raise it.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -241,8 +263,11 @@ class Interrupted(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def user_errors(verbose: bool) -> Iterator[None]:
-    """Bad input: one line on stderr and exit 2. Anything else: one line and exit 1 (traceback with -v).
-    Ctrl-C, SIGTERM or SIGHUP: one line and exit 128 + the signal, after the run has unwound."""
+    """Every failure as one line on stderr and an exit code the caller can tell apart.
+
+    Bad input: one line on stderr and exit 2. Anything else: one line and exit 1 (traceback with -v).
+    Ctrl-C, SIGTERM or SIGHUP: one line and exit 128 + the signal, after the run has unwound.
+    """
     try:
         with quiet_libraries(verbose), stopped_by_signals():
             yield
@@ -295,10 +320,13 @@ def _interrupt(signum: int, frame: object) -> None:
 
 @contextlib.contextmanager
 def quiet_libraries(verbose: bool) -> Iterator[None]:
-    """Unless verbose, no warning or log record of a library (numpy, pandas, sklearn, sdmetrics, GX, torch,
-    Prefect ...) reaches the terminal: warnings are ignored here and in our child processes, Prefect's
-    console handler (root's, once Prefect is imported) keeps to CRITICAL, and before that a silent handler
-    on the root logger stands in for Python's last-resort one, which prints any WARNING to stderr."""
+    """Unless verbose, no warning or log record of a library reaches the terminal.
+
+    That covers numpy, pandas, sklearn, sdmetrics, GX, torch, Prefect and the rest. Warnings are ignored here and in
+    our child processes, Prefect's console handler (root's, once Prefect is imported) keeps to CRITICAL, and before
+    that a silent handler on the root logger stands in for Python's last-resort one, which prints any WARNING to
+    stderr.
+    """
     if verbose:
         yield
         return
@@ -322,8 +350,9 @@ def quiet_libraries(verbose: bool) -> Iterator[None]:
 
 @contextlib.contextmanager
 def progress_from_logs(verbose: bool) -> Iterator[None]:
-    """A spinner whose text follows our library's log lines, so long steps show what they are doing
-    (on a terminal only: elsewhere it would leave an empty line on stderr).
+    """A spinner whose text follows our library's log lines, so long steps show what they are doing.
+
+    It shows on a terminal only: elsewhere it would leave an empty line on stderr.
 
     Unless verbose, our records stop at the spinner (and Prefect's API handler, when one is attached)
     instead of also reaching the console through the root logger.
@@ -357,4 +386,5 @@ class _ProgressHandler(logging.Handler):
 
 
 def main() -> None:
+    """The `synthgate` console script (`[project.scripts]` in pyproject.toml)."""
     app()

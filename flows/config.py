@@ -1,67 +1,66 @@
-"""The run's configuration at the boundary: one pydantic model fed by CLI flags, a YAML file, or
-Prefect flow parameters, validated once and then handed to the library as plain values."""
+"""The run's configuration at the boundary: one pydantic model, validated once.
+
+It is fed by CLI flags, a YAML file, or Prefect flow parameters, and once validated it is handed to the library as
+plain values.
+"""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator
 
-from flows.gate import GateThresholds
-from generators.registry import DEFAULT_GENERATOR, GENERATORS
+from flows.gate import ALPHA, GateThresholds
+from generators.registry import GENERATORS
+from generators.tabular.checks import Setting, settings
 from generators.tabular.errors import BadInputError
 
 DEMO_SOURCE = Path(__file__).resolve().parent.parent / "data" / "adult.parquet"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 AUTO_GENERATOR = "auto"  # not a model: choose one per table on a validation split (`flows.select`)
 _NOT_WITH_AUTO = {
-    "params": "generator auto takes no params: it tries each candidate with its own (name a generator to set params)",
-    "privacy_budget": "generator auto chooses among generators without differential privacy, which a budget refuses: "
-                      "name a DP generator (vae or gan with params dp_epsilon)",
+    "params": "generator auto (the default) takes no params: it tries each candidate with its own "
+              "(name a generator to set params)",
+    "privacy_budget": "generator auto (the default) chooses among generators without differential privacy, which a "
+                      "budget refuses: name a DP generator (vae or gan with params dp_epsilon)",
 }
 
 
-class GateConfig(BaseModel):
-    """Thresholds of the release gate; every check compares one measured value against one of these
-    (`flows.gate.GateThresholds` says what each one means and why its default)."""
+def _field(setting: Setting) -> Any:
+    """A declared setting as a pydantic field: its default, its description and its bounds."""
+    default = int(setting.default) if setting.integer else setting.default
+    return Field(default, description=setting.description, ge=setting.ge, gt=setting.gt, le=setting.le,
+                 lt=setting.lt)
+
+
+class GateSettings(BaseModel):
+    """Thresholds of the release gate: `alpha`, and one field per line a declared check is held to.
+
+    Each line is declared with its check, in `validation/` and `privacy/`; `python -m flows.gate --markdown` lists
+    them. Unknown keys are errors, so a misspelt threshold never passes silently.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(
-        0.001, gt=0, lt=0.5, description="chance that one check refuses real unseen rows by chance (bounds, tests)"
-    )
-    min_quality: float = Field(0.75, ge=0, le=1, description="sdmetrics QualityReport score at least this")
-    min_diagnostic: float = Field(0.999, ge=0, le=1, description="sdmetrics DiagnosticReport score at least this")
-    max_fidelity_errors: int = Field(0, ge=0, description="columns or pairs sdmetrics may fail to score")
-    min_column_shape: float = Field(0.75, ge=0, le=1, description="every column's shape score at least this")
-    min_pair_trend: float = Field(0.7, ge=0, le=1, description="1 - |change| of each strong pair's association")
-    max_null_drift: float = Field(0.05, ge=0, le=1, description="change of any column's null fraction at most")
-    min_category_coverage: float = Field(1.0, ge=0, le=1, description="share of common categories kept")
-    min_utility_kept: float = Field(0.75, ge=0, description="share of the real model's lift over guessing kept")
-    max_pii_leaks: int = Field(0, ge=0, description="real id/PII values found in the output at most")
-    max_dcr_share: float = Field(
-        0.52, gt=0.5, le=1, description="share of synthetic rows closer to train than to holdout (lower bound)"
-    )
-    exact_match_tolerance: float = Field(
-        0.0, ge=0, le=1, description="exact-copy rate beyond real unseen rows' own rate (lower bound) at most"
-    )
-    max_nndr_low_share: float = Field(0.06, gt=0, le=1, description="rows sitting on one training record (lower bound)")
-    max_subset_dcr_share: float = Field(0.52, gt=0.5, le=1, description="worst column subset's DCR share (lower bound)")
-    max_membership_tpr: float = Field(
-        0.005, gt=0, le=1, description="membership attacks' TPR at 0.5% false positives (lower bound) at most"
-    )
-    max_isolated_excess: float = Field(
-        0.0, ge=0, le=1, description="isolated training rows reproduced beyond unseen ones (lower bound, rate)"
-    )
-    max_singling_out_risk: float = Field(0.02, ge=0, le=1, description="singling-out risk (lower bound)")
-    max_linkability_risk: float = Field(0.02, ge=0, le=1, description="linkability risk (lower bound)")
-    max_inference_risk: float = Field(0.15, ge=0, le=1, description="attribute-inference risk (lower bound)")
+    alpha: float = _field(ALPHA)
 
     def thresholds(self) -> GateThresholds:
-        return GateThresholds(**self.model_dump())
+        """These settings as the plain `GateThresholds` the gate judges by."""
+        return GateThresholds(self.alpha, self.model_dump(exclude={"alpha"}))
+
+
+# The fields come from the declarations, so the config cannot drift from the checks. Type checkers see the
+# base (the fields exist only at run time); pydantic, which validates a run's `gate:`, sees the derived model.
+if TYPE_CHECKING:
+    GateConfig = GateSettings
+else:
+    GateConfig = create_model(
+        "GateConfig", __base__=GateSettings, __module__=__name__,
+        **{setting.name: (int if setting.integer else float, _field(setting)) for setting in settings()},
+    )
 
 
 class RunConfig(BaseModel):
@@ -75,7 +74,7 @@ class RunConfig(BaseModel):
         "None; NA and None only in columns of numbers)"
     )
     generator: str = Field(
-        DEFAULT_GENERATOR, description="registry key of the generator, or auto (see `synthgate generators`)"
+        AUTO_GENERATOR, description="auto (choose per table, see `flows.select`) or a registry key of a generator"
     )
     params: dict[str, Any] = Field(default_factory=dict, description="the generator's hyper-parameters")
     out: Path = Field(Path("releases"), description="root folder of the releases")
@@ -106,8 +105,11 @@ class RunConfig(BaseModel):
     @field_validator("params", "privacy_budget")
     @classmethod
     def _not_with_auto(cls, value: Any, info: ValidationInfo) -> Any:
-        """`auto` tries each candidate with its own parameters, none of them differentially private: `params`
-        would fit some candidates and not others, and a privacy budget would refuse every choice."""
+        """Refuse `params` and a privacy budget with `auto`, which fits neither.
+
+        `auto` tries each candidate with its own parameters, none of them differentially private: `params` would fit
+        some candidates and not others, and a privacy budget would refuse every choice.
+        """
         if value and info.data.get("generator") == AUTO_GENERATOR:
             raise ValueError(_NOT_WITH_AUTO[info.field_name or ""])
         return value
@@ -168,7 +170,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def describe_validation_error(err: ValidationError) -> str:
-    """pydantic's first error as `field: message`, with how many more there are."""
+    """The first of pydantic's errors as `field: message`, with how many more there are."""
     errors = err.errors()
     first = errors[0]
     where = ".".join(str(p) for p in first["loc"]) or "value"

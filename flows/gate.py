@@ -1,5 +1,9 @@
-"""The gate's vocabulary and its judgement: each check a release must pass, and the verdict written into
-the manifest.
+"""The gate's vocabulary and its judgement: each check a release must pass, and the verdict written into the manifest.
+
+Each check is declared once, beside the code that measures what it judges (`generators.tabular.checks`:
+`validation/` and `privacy/` declare theirs, this module the run's privacy budget); the gate judges every
+declaration whose evidence is at hand, and its thresholds, the run config's `gate:` section, the report's
+labels and the README's table (`python -m flows.gate --markdown`) are derived from the declarations.
 
 A release is published only if every check passes. Every check decides on evidence, not on a point
 estimate that noise can push over a line; the null hypothesis is always "this release is no worse than
@@ -20,35 +24,36 @@ could not be computed fails, since a number that could not be computed vouches f
 
 from __future__ import annotations
 
+import argparse
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, Literal
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from privacy.audit import PrivacyAudit
-from validation.audit import FidelityAudit
-from validation.comparison import holm
+import pandas as pd
 
-Comparison = Literal[">=", "<="]
+from generators.tabular.checks import (
+    CheckSpec,
+    Context,
+    Direction,
+    Evidence,
+    Reading,
+    Rule,
+    Setting,
+    declare,
+    declared,
+    settings,
+)
+from generators.tabular.schema import Schema
+from privacy.audit import PrivacyAudit, audit_privacy
+from privacy.distance import PrivacyConfig
+from validation.audit import FidelityAudit, audit_fidelity
+from validation.utility import infer_target
 
-# What each fixed check means, in the words a data steward reads in the report and the manifest.
-LABELS = {
-    "fidelity.quality": "Overall fidelity (sdmetrics quality score)",
-    "fidelity.diagnostic": "Valid values and structure (sdmetrics diagnostic score)",
-    "fidelity.unscored": "Columns or pairs that could not be scored",
-    "utility.lift_kept": "Share of the real model's lift over guessing that training on synthetic rows keeps",
-    "privacy.pii_leaks": "Real identifiers (id or PII values) found anywhere in the output (cells)",
-    "privacy.dcr_share": "Synthetic rows nearer to training than to unseen rows (share)",
-    "privacy.exact_match_rate": "Synthetic rows that copy a training row exactly, beyond the holdout's rate",
-    "privacy.nndr_low_share": "Synthetic rows sitting on one training record, away from the rest (share)",
-    "privacy.subset_dcr_share": "Worst column subset: rows nearer to training than to unseen rows (share)",
-    "privacy.isolated_reproduced": "Most isolated records reproduced, training rows beyond unseen rows (rate)",
-    "privacy.singling_out_risk": "Singling-out risk, multivariate (attack beyond control)",
-    "privacy.singling_out_univariate_risk": "Singling-out risk, univariate (attack beyond control)",
-    "privacy.linkability_risk": "Linkability risk (attack beyond control)",
-    "privacy.inference_risk": "Attribute inference risk, worst column (attack beyond control)",
-    "privacy.budget": "Differential-privacy budget spent with this release (epsilon)",
-}
+# The gate's own setting: the false-alarm rate every interval and every test is held to.
+ALPHA = Setting("alpha", 0.001, "chance that one check refuses real unseen rows by chance (bounds, tests)", gt=0,
+                lt=0.5)
 
 # The reason a significance test exists: how a shortfall that noise explains is described in a rule.
 _WITHIN_NOISE = "or within what real unseen rows of this size show"
@@ -68,7 +73,7 @@ class Check:
     value: float
     threshold: float
     passed: bool
-    comparison: Comparison
+    comparison: Direction
     label: str = ""
     interval: tuple[float, float] | None = None
     p_value: float | None = None
@@ -76,16 +81,18 @@ class Check:
     applicable: bool = True
 
     @classmethod
-    def plain(cls, name: str, value: float, threshold: float, comparison: Comparison, label: str = "") -> Check:
+    def plain(cls, name: str, value: float, threshold: float, comparison: Direction, label: str = "") -> Check:
         """A number without noise (a count, an outcome) against its threshold; NaN fails."""
         return cls(name, float(value), float(threshold), _on_side(value, threshold, comparison), comparison, label,
-                   rule=f"{_sign(comparison)} {threshold:g}")
+                   rule=_plain_rule(comparison, threshold))
 
     @classmethod
     def bounded(cls, name: str, value: float, interval: tuple[float, float], threshold: float, alpha: float,
-                comparison: Comparison = "<=", label: str = "") -> Check:
-        """A risk decided by its confidence bound: `<=` fails only when the lower bound is above the threshold
-        (`>=`: only when the upper bound is below it)."""
+                comparison: Direction = "<=", label: str = "") -> Check:
+        """A risk decided by its confidence bound: `<=` fails only when the lower bound is above the threshold.
+
+        With `>=`, it fails only when the upper bound is below the threshold.
+        """
         low, high = float(interval[0]), float(interval[1])
         bound, side = (low, "lower") if comparison == "<=" else (high, "upper")
         level = f"{100 * (1 - alpha):g}%"
@@ -94,22 +101,28 @@ class Check:
 
     @classmethod
     def tested(cls, name: str, value: float, p_value: float, threshold: float, alpha: float,
-               comparison: Comparison = ">=", label: str = "") -> Check:
+               comparison: Direction = ">=", label: str = "") -> Check:
         """A score that fails only when past its threshold and significantly worse than real unseen rows."""
         passed = _on_side(value, threshold, comparison) or (not math.isnan(value) and p_value >= alpha)
         return cls(name, float(value), float(threshold), bool(passed), comparison, label, p_value=float(p_value),
                    rule=f"{_sign(comparison)} {threshold:g}, {_WITHIN_NOISE} (p ≥ {alpha:g})")
 
     @classmethod
-    def not_applicable(cls, name: str, threshold: float, comparison: Comparison, reason: str, label: str = "") -> Check:
+    def not_applicable(cls, name: str, threshold: float, comparison: Direction, reason: str, label: str = "") -> Check:
         """Nothing to judge: recorded, passed, with the reason."""
         return cls(name, math.nan, float(threshold), True, comparison, label, rule=f"not applicable: {reason}",
                    applicable=False)
 
+    @property
+    def title(self) -> str:
+        """The check in words: its own label, else its declaration's."""
+        return self.label or label_of(self.name)
+
     def to_dict(self) -> dict[str, Any]:
+        """The check as the manifest stores it, with its label in words; `from_dict` reads it back."""
         return {
             "name": self.name,
-            "label": self.label or LABELS.get(self.name, self.name),
+            "label": self.title,
             "value": self.value,
             "threshold": self.threshold,
             "comparison": self.comparison,
@@ -120,13 +133,45 @@ class Check:
             "passed": self.passed,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        """The check as `to_dict` wrote it (null numbers read as NaN).
 
-def _on_side(value: float, threshold: float, comparison: Comparison) -> bool:
+        A manifest from before rules gets the plain rule of its comparison.
+        """
+        comparison = data["comparison"]
+        if comparison not in (">=", "<="):
+            raise ValueError(f"check {data.get('name')!r}: comparison must be >= or <=, not {comparison!r}")
+        threshold = _float(data.get("threshold"))
+        interval = data.get("interval")
+        return cls(
+            name=str(data["name"]),
+            value=_float(data.get("value")),
+            threshold=threshold,
+            passed=bool(data["passed"]),
+            comparison=comparison,
+            label=str(data.get("label") or ""),
+            interval=(_float(interval[0]), _float(interval[1])) if interval is not None else None,
+            p_value=None if data.get("p_value") is None else _float(data["p_value"]),
+            rule=str(data.get("rule") or _plain_rule(comparison, threshold)),
+            applicable=bool(data.get("applicable", True)),
+        )
+
+
+def _on_side(value: float, threshold: float, comparison: Direction) -> bool:
     return bool(value >= threshold) if comparison == ">=" else bool(value <= threshold)
 
 
-def _sign(comparison: Comparison) -> str:
+def _sign(comparison: Direction) -> str:
     return "≥" if comparison == ">=" else "≤"
+
+
+def _plain_rule(comparison: Direction, threshold: float) -> str:
+    return f"{_sign(comparison)} {threshold:g}"
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -137,73 +182,93 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """Whether the release may be published: no checks at all is no evidence, so it fails."""
         return bool(self.checks) and all(check.passed for check in self.checks)
 
     @property
     def failed(self) -> tuple[Check, ...]:
+        """The checks that refused the release, in the verdict's order."""
         return tuple(check for check in self.checks if not check.passed)
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as the manifest stores it: whether it passed, and every check."""
         return {"passed": self.passed, "checks": [check.to_dict() for check in self.checks]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """The verdict as `to_dict` wrote it; `passed` is recomputed from the checks, not trusted."""
+        return cls(tuple(Check.from_dict(check) for check in data.get("checks") or ()))
 
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """Where each check's line is drawn (the defaults are calibrated in BENCHMARKS.md, "Gate calibration":
-    real rows never trained on pass, on tables nobody tuned the gate on, the planted faults and leaks do not).
+    """Where each check's line is drawn: `lines` maps a declared `Setting`'s name to its value.
+
+    A setting left out keeps its default (the defaults are calibrated in BENCHMARKS.md, "Gate calibration": real rows
+    never trained on pass, on tables nobody tuned the gate on, the planted faults and leaks do not). Each setting's
+    meaning is declared with its check (`python -m flows.gate --markdown` lists them).
 
     `alpha`: the chance that one check (or one family of per-column or per-pair checks) refuses real
     unseen rows by chance; each interval is at this level and each p-value is held against it.
-
-    Fidelity: `min_quality` (sdmetrics' overall score), `min_diagnostic` (sdmetrics' validity and
-    structure score; its significance is the synthetic rows' share of values outside the real domain
-    against the holdout's own share: fresh real values fall past n training extremes with probability
-    2/(n+1)), `max_fidelity_errors` (columns or pairs sdmetrics failed to score although they have a
-    score: they drop out of its average silently; constant and all-null columns are judged exactly by
-    the column checks instead), `min_column_shape` (each column's KS/TV complement), `min_pair_trend`
-    (1 - |synthetic - real association| of each strongly associated pair, Spearman or Cramér's V: a
-    shuffled column keeps its shape but loses its partner), `max_null_drift` (absolute change of a column's
-    null fraction), and `min_category_coverage` (share of a column's common categories present; 1.0:
-    none lost). `min_utility_kept`: the share of the real model's lift over the trivial baseline that a
-    model trained on synthetic rows keeps, when the real model beats the baseline significantly.
-
-    Privacy, each judged by the lower bound of its interval: `max_pii_leaks` (real identifier cells in the
-    output, exact), `max_dcr_share` (equal-size DCR share; honest 0.5), `exact_match_tolerance` (exact
-    copies beyond the holdout's own duplicate rate), `max_nndr_low_share` (honest 0.05),
-    `max_subset_dcr_share`, `max_membership_tpr` (each membership attack's true-positive rate at 0.5%
-    false positives; honest 0.005: any attack sure of more members than chance refuses), `max_isolated_excess`
-    (the most isolated training rows reproduced more often than as many equally isolated unseen rows) and
-    the anonymeter-style risks.
     """
 
-    alpha: float = 0.001
-    min_quality: float = 0.75
-    min_diagnostic: float = 0.999
-    max_fidelity_errors: int = 0
-    min_column_shape: float = 0.75
-    min_pair_trend: float = 0.7
-    max_null_drift: float = 0.05
-    min_category_coverage: float = 1.0
-    min_utility_kept: float = 0.75
-    max_pii_leaks: int = 0
-    max_dcr_share: float = 0.52
-    exact_match_tolerance: float = 0.0
-    max_nndr_low_share: float = 0.06
-    max_subset_dcr_share: float = 0.52
-    max_membership_tpr: float = 0.005
-    max_isolated_excess: float = 0.0
-    max_singling_out_risk: float = 0.02
-    max_linkability_risk: float = 0.02
-    max_inference_risk: float = 0.15
+    alpha: float = ALPHA.default
+    lines: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.lines) - {setting.name for setting in settings()})
+        if unknown:
+            raise ValueError(f"no gate check is held to {', '.join(unknown)}")
+
+    def line(self, setting: Setting) -> float:
+        """The value `setting` is held to in this run: its entry in `lines`, else its declared default."""
+        return float(self.lines.get(setting.name, setting.default))
 
 
 @dataclass(frozen=True)
 class BudgetUse:
-    """A differential-privacy release against the dataset's budget: `spent` before it, `requested` by it."""
+    """A differential-privacy release against the dataset's budget (`flows.release.ledger`).
+
+    `spent`: the epsilon spent before it; `requested`: the epsilon it spends.
+    """
 
     spent: float
     requested: float
     budget: float
+
+
+def _budget(use: BudgetUse, context: Context) -> Iterator[Reading]:
+    yield Reading(use.spent + use.requested, threshold=use.budget,
+                  label=f"Epsilon spent on this dataset with this release ({use.spent:g} before, "
+                        f"{use.requested:g} now)")
+
+
+declare(CheckSpec(
+    name="privacy.budget", label="Differential-privacy budget spent with this release (epsilon)", direction="<=",
+    threshold=None, rule=Rule.PLAIN, evidence="budget", read=_budget, order=210,
+    refuses="with `privacy_budget`: epsilon spent on the dataset, this release included, > the budget",
+))
+
+
+def spec_of(name: str) -> CheckSpec[Any] | None:
+    """The declaration a check of this name comes from (`fidelity.column_shape` for `fidelity.column_shape[age]`)."""
+    found = [spec for spec in declared() if name == spec.name or name.startswith((f"{spec.name}[", f"{spec.name}."))]
+    return max(found, key=lambda spec: len(spec.name), default=None)
+
+
+def label_of(name: str) -> str:
+    """A check's name in words: its declaration's label, else the name's own words.
+
+    The name's own words serve a manifest's check that is not declared here.
+    """
+    spec = spec_of(name)
+    return spec.label if spec is not None else in_words(name)
+
+
+def in_words(name: str) -> str:
+    """`exact_match_rate` → `Exact match rate`: a check's or a measure's name in words."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
 
 
 def judge(
@@ -213,109 +278,95 @@ def judge(
     budget: BudgetUse | None = None,
     rebalanced: str | None = None,
 ) -> Verdict:
-    """Hold the fidelity and privacy evidence against the thresholds. `rebalanced`: the column whose values
-    were deliberately given equal shares; its shape and its pairs' trends differ from the real table's by
-    design, so they are not held to the floors (the overall quality still counts them)."""
-    return Verdict((*fidelity_checks(fidelity, thresholds, rebalanced), *privacy_checks(privacy, thresholds, budget)))
+    """Hold the fidelity and privacy evidence against the thresholds.
+
+    `rebalanced`: the column whose values were deliberately given equal shares; its shape and its pairs' trends
+    differ from the real table's by design, so they are not held to the floors (the overall quality still counts
+    them).
+    """
+    evidence: dict[Evidence, object | None] = {"fidelity": fidelity, "privacy": privacy, "budget": budget}
+    return Verdict(tuple(judge_declared(evidence, thresholds, Context(rebalanced))))
 
 
-# The utility check applies only when the real model beats the trivial baseline at this level: below it,
-# there is no lift whose share could be kept.
-_UTILITY_EVIDENCE = 0.05
+def judge_rows(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, *, seed: int,
+               thresholds: GateThresholds) -> Verdict:
+    """The whole gate on three tables, nothing drawn and nothing written (no figures, no Data Docs).
+
+    It is what `generator: auto` judges each candidate by, and the calibration benchmark thousands of tables by.
+    """
+    fidelity = audit_fidelity(train, holdout, synthetic, schema, target=infer_target(schema), docs_dir=None, seed=seed,
+                              alpha=thresholds.alpha, figures=False)
+    privacy = audit_privacy(train, holdout, synthetic, schema, seed=seed, config=PrivacyConfig(alpha=thresholds.alpha))
+    return judge(fidelity, privacy, thresholds)
 
 
-def fidelity_checks(audit: FidelityAudit, t: GateThresholds, rebalanced: str | None = None) -> Iterator[Check]:
-    columns = audit.columns
-    shapes = {name: c for name, c in columns.shapes.items() if name != rebalanced}
-    pairs = {name: c for name, c in columns.pairs.items() if rebalanced not in name.split("|", 1)}
-    shape_p = holm({name: c.p_value for name, c in shapes.items()})
-    # A stronger relationship is a more important one to keep: its share of the false-alarm budget grows
-    # with the square of the real association (the variance it explains).
-    pair_p = holm({name: c.p_value for name, c in pairs.items()},
-                  {name: c.real_association**2 for name, c in pairs.items()})
-    null_p = holm({name: c.p_value for name, c in columns.nulls.items()})
-    yield Check.tested("fidelity.quality", audit.quality.quality, min([*shape_p.values(), *pair_p.values(), 1.0]),
-                       t.min_quality, t.alpha)
-    yield Check.tested("fidelity.diagnostic", audit.diagnostic, audit.validity.p_value, t.min_diagnostic, t.alpha)
-    yield Check.plain("fidelity.unscored", len(audit.quality.errors), t.max_fidelity_errors, "<=")
-    for name, shape in shapes.items():
-        detail = f", {columns.skipped[name]}: judged exactly" if name in columns.skipped else ""
-        yield Check.tested(f"fidelity.column_shape[{name}]", shape.value, shape_p[name], t.min_column_shape,
-                           t.alpha, label=f"Shape of column {name} ({shape.method}{detail})")
-    for pair, association in pairs.items():
-        a, b = pair.split("|", 1)
-        yield Check.tested(
-            f"fidelity.pair_trend[{pair}]", association.value, pair_p[pair], t.min_pair_trend, t.alpha,
-            label=f"Association between {a} and {b} (1 - |change|; {association.method}: real "
-                  f"{association.real_association:.2f}, synthetic {association.synthetic_association:.2f})")
-    for name, nulls in columns.nulls.items():
-        yield Check.tested(f"fidelity.null_drift[{name}]", 1.0 - nulls.value, null_p[name], t.max_null_drift,
-                           t.alpha, "<=", f"Change of the null fraction of {name}")
-    for name, coverage in audit.coverage.coverage.items():
-        lost = audit.coverage.missing.get(name, ())
-        detail = f" (lost: {', '.join(lost[:5])}{', …' if len(lost) > 5 else ''})" if lost else ""
-        yield Check.plain(f"fidelity.category_coverage[{name}]", coverage, t.min_category_coverage, ">=",
-                          f"Categories of {name} expected at least {audit.coverage.expected_count:.0f} times, "
-                          f"present{detail}")
-    for outcome in audit.expectations.outcomes:
-        yield Check.plain(f"expectations.{outcome.expectation}[{outcome.column or 'table'}]",
-                          1.0 if outcome.success else 0.0, 1.0, ">=", f"Expectation: {outcome.name}")
-    if audit.utility is not None:
-        yield _utility_check(audit, t)
+def privacy_checks(audit: PrivacyAudit, thresholds: GateThresholds, budget: BudgetUse | None) -> Iterator[Check]:
+    """The privacy checks alone: what the privacy tests hold honest and leaking tables to."""
+    return judge_declared({"privacy": audit, "budget": budget}, thresholds, Context())
 
 
-def _utility_check(audit: FidelityAudit, t: GateThresholds) -> Check:
-    u = audit.utility
-    assert u is not None
-    label = (f"Predicting {u.target} ({u.metric}): real {u.real_score:.3f}, synthetic {u.synthetic_score:.3f}, "
-             f"guessing {u.baseline_score:.3f}")
-    if not u.real_lift_p < _UTILITY_EVIDENCE:
-        reason = f"the real model predicts {u.target} no better than guessing (p = {u.real_lift_p:.2g})"
-        return Check.not_applicable("utility.lift_kept", t.min_utility_kept, ">=", reason, label)
-    return Check.tested("utility.lift_kept", u.lift_kept, u.gap_p, t.min_utility_kept, t.alpha, label=label)
+def judge_declared(evidence: Mapping[Evidence, object | None], thresholds: GateThresholds, context: Context
+                   ) -> Iterator[Check]:
+    """Every declared check whose evidence is at hand, in order, one `Check` per reading."""
+    for spec in declared():
+        found = evidence.get(spec.evidence)
+        if found is not None:
+            for reading in spec.read(found, context):
+                yield _judged(spec, reading, thresholds)
 
 
-_ATTACKS = ("distance", "density", "ensemble")
+def _judged(spec: CheckSpec[Any], reading: Reading, thresholds: GateThresholds) -> Check:
+    name, label, direction = spec.name + reading.suffix, reading.label or spec.label, spec.direction
+    threshold = _line(spec, reading, thresholds)
+    if reading.inapplicable:
+        return Check.not_applicable(name, threshold, direction, reading.inapplicable, label)
+    if spec.rule is Rule.BOUNDED:
+        if reading.interval is None:
+            raise ValueError(f"{name}: a bounded check's reading needs an interval")
+        return Check.bounded(name, reading.value, reading.interval, threshold, thresholds.alpha, direction, label)
+    if spec.rule is Rule.TESTED:
+        if reading.p_value is None:
+            raise ValueError(f"{name}: a tested check's reading needs a p-value")
+        return Check.tested(name, reading.value, reading.p_value, threshold, thresholds.alpha, direction, label)
+    return Check.plain(name, reading.value, threshold, direction, label)
 
 
-def privacy_checks(audit: PrivacyAudit, t: GateThresholds, budget: BudgetUse | None) -> Iterator[Check]:
-    d, a = audit.distances, audit.attacks
-    yield Check.plain("privacy.pii_leaks", audit.pii.leaked_cells, t.max_pii_leaks, "<=")
-    yield Check.bounded("privacy.dcr_share", d.dcr_share, d.dcr_share_ci, t.max_dcr_share, t.alpha)
-    yield Check.bounded("privacy.exact_match_rate", d.exact_match_excess, d.exact_match_excess_ci,
-                        t.exact_match_tolerance, t.alpha,
-                        label=f"Synthetic rows that copy a training row exactly, beyond the holdout's own rate "
-                              f"({d.exact_match_rate:.4f} vs {d.holdout_exact_match_rate:.4f})")
-    yield Check.bounded("privacy.nndr_low_share", d.nndr_low_share, d.nndr_low_share_ci, t.max_nndr_low_share,
-                        t.alpha)
-    yield Check.bounded("privacy.subset_dcr_share", d.subset_dcr_share, d.subset_dcr_share_ci,
-                        t.max_subset_dcr_share, t.alpha,
-                        label=f"Worst column subset ({', '.join(d.subset_columns)}): rows nearer to training (share)")
-    for attack in _ATTACKS:
-        yield Check.bounded(
-            f"privacy.membership_tpr[{attack}]", getattr(d, f"membership_tpr_low_fpr_{attack}"),
-            getattr(d, f"membership_tpr_low_fpr_{attack}_ci"), t.max_membership_tpr, t.alpha,
-            label=f"Membership inference ({attack} attack): members caught at {d.membership_low_fpr:.1%} false "
-                  f"positives (AUC {getattr(d, f'membership_auc_{attack}'):.3f}, reported only)")
-    yield Check.bounded(
-        "privacy.isolated_reproduced", d.isolated_excess, d.isolated_excess_ci, t.max_isolated_excess, t.alpha,
-        label=f"Most isolated records reproduced: {d.isolated_reproduced} of {d.isolated_k} training rows against "
-              f"{d.isolated_holdout_reproduced} of {d.isolated_holdout_k} unseen rows (excess rate)")
-    risks = {
-        "privacy.singling_out_risk": (a.singling_out, t.max_singling_out_risk, ""),
-        "privacy.singling_out_univariate_risk": (a.singling_out_univariate, t.max_singling_out_risk, ""),
-        "privacy.linkability_risk": (a.linkability, t.max_linkability_risk, ""),
-        "privacy.inference_risk": (a.inference, t.max_inference_risk,
-                                   f"Attribute inference risk, worst column {a.inference_column} "
-                                   "(attack beyond control)"),
-    }
-    for name, (attack_result, threshold, label) in risks.items():
-        if attack_result.n_attacks == 0:  # e.g. no value of a few-valued table singles out one row
-            yield Check.not_applicable(name, threshold, "<=", "no attack of this kind could be formed on this table",
-                                       label)
-        else:
-            yield Check.bounded(name, attack_result.risk, attack_result.risk_ci, threshold, t.alpha, label=label)
-    if budget is not None:
-        yield Check.plain("privacy.budget", budget.spent + budget.requested, budget.budget, "<=",
-                          f"Epsilon spent on this dataset with this release ({budget.spent:g} before, "
-                          f"{budget.requested:g} now)")
+def _line(spec: CheckSpec[Any], reading: Reading, thresholds: GateThresholds) -> float:
+    """The reading's own line (a budget), else the setting's value in `thresholds`, else the fixed line."""
+    if reading.threshold is not None:
+        return reading.threshold
+    if isinstance(spec.threshold, Setting):
+        return thresholds.line(spec.threshold)
+    if spec.threshold is None:
+        raise ValueError(f"{spec.name}: declared without a line, its reading must bring one")
+    return spec.threshold
+
+
+def markdown_table() -> str:
+    """README's table of the declared checks (between its `checks:start` and `checks:end` markers)."""
+    rows = ["| check | refuses when (default) | setting |", "|---|---|---|"]
+    for spec in declared():
+        line = spec.threshold
+        default = f"{line.default:g}" if isinstance(line, Setting) else "" if line is None else f"{line:g}"
+        setting = f"`gate.{line.name}`" if isinstance(line, Setting) else "—"
+        rows.append(f"| `{_cell(spec.name + spec.instances)}` | {_cell(spec.refuses.format(threshold=default))} "
+                    f"| {setting} |")
+    return "\n".join(rows) + "\n"
+
+
+def _cell(text: str) -> str:
+    """A markdown table cell: its pipes escaped."""
+    return text.replace("|", "\\|")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """`python -m flows.gate --markdown`: print README's table of checks, so it is regenerated, never hand-kept."""
+    parser = argparse.ArgumentParser(prog="python -m flows.gate", description="The gate's declared checks.")
+    parser.add_argument("--markdown", action="store_true", required=True,
+                        help="print README's table of checks, to paste between its checks markers")
+    parser.parse_args(argv)
+    sys.stdout.write(markdown_table())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,5 +1,7 @@
-"""The seeded train/holdout split: the holdout is never seen by a generator, so privacy tests can use it
-as the population's fresh rows."""
+"""The seeded train/holdout split: the holdout is never seen by a generator.
+
+So privacy tests can use it as the population's fresh rows.
+"""
 
 from __future__ import annotations
 

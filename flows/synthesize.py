@@ -1,59 +1,44 @@
-"""The `synthesize` flow: source to gated release, one task per step, each one call into library code.
+"""The `synthesize` flow: source to gated release, one task per step (`flows.tasks`).
 
-Tasks neither persist results nor cache: the private frames they pass each other live only in memory.
+Each task is one call into library code.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
-from prefect import Task, flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
-from flows.artifacts import publish_artifacts
 from flows.config import AUTO_GENERATOR, RunConfig
-from flows.gate import judge
-from flows.ingest import load_table
-from flows.manifest import build_manifest, report_details
-from flows.publish import new_run_id
-from flows.select import choose_generator
-from flows.split import split_holdout
-from flows.steps import RunOutcome, budget_use, describe_generator, release, sample_synthetic, train_generator
-from privacy.audit import audit_privacy
+from flows.release.manifest import Sampling, Split, build_manifest, report_details
+from flows.release.publish import new_run_id
+from flows.steps import RunOutcome, budget_use, describe_generator
+from flows.tasks import (
+    check_privacy,
+    gate,
+    ingest,
+    publish,
+    report_artifacts,
+    sample,
+    select,
+    split,
+    train,
+    validate,
+)
 from privacy.distance import PrivacyConfig
-from validation.audit import audit_fidelity
 from validation.utility import infer_target
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def private_task(fn: Callable[P, R], name: str) -> Task[P, R]:
-    """A task over a library function whose inputs and outputs are never persisted nor cached."""
-    return task(name=name, persist_result=False, cache_policy=NO_CACHE)(fn)
-
-
-ingest = private_task(load_table, "ingest")
-split = private_task(split_holdout, "split")
-select = private_task(choose_generator, "select")
-train = private_task(train_generator, "train")
-sample = private_task(sample_synthetic, "sample")
-validate = private_task(audit_fidelity, "validate")
-check_privacy = private_task(audit_privacy, "privacy")
-gate = private_task(judge, "gate")
-report_artifacts = private_task(publish_artifacts, "artifacts")
-publish = private_task(release, "publish")
 
 
 @flow(name="synthesize", persist_result=False)
 def synthesize(config: RunConfig) -> RunOutcome:
-    """Ingest, split, (with `auto`: choose the generator on the training part), train, sample, validate,
-    check privacy, gate, then publish or refuse."""
+    """Ingest, split, train, sample, validate, check privacy, gate, then publish or refuse.
+
+    With `auto`, the generator is chosen on the training part between the split and the training.
+    """
     run_id, started = new_run_id(), time.perf_counter()
     timings: dict[str, float] = {}
     table = ingest(config.source, config.columns, config.target, config.na_values)
@@ -73,14 +58,16 @@ def synthesize(config: RunConfig) -> RunOutcome:
         verdict = gate(fidelity, privacy, config.gate.thresholds(), budget_use(config, model), config.rebalance)
         timings["total_s"] = time.perf_counter() - started
         manifest = build_manifest(
-            config=config,
-            table=table,
-            generator=describe_generator(model, config, selection),
+            dataset=config.dataset,
+            source=table.source,
+            schema=table.schema,
+            split=Split(len(train_part), len(holdout), config.seed, config.holdout),
             fidelity=fidelity,
             privacy=privacy,
             verdict=verdict,
             timings=timings,
-            split={"train_rows": len(train_part), "holdout_rows": len(holdout)},
+            generator=describe_generator(model, config, selection),
+            sampling=Sampling(config.rebalance),
         )
         report_artifacts(manifest)
         return publish(config, run_id, synthetic, manifest, report_details(fidelity), model, Path(docs))

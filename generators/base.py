@@ -1,8 +1,9 @@
 """The generator contract, written once: encoding, seeding, devices, validation and persistence.
 
 A model subclasses `Generator`, declares `name` and a frozen `config_class`, and implements only the
-maths on the encoded matrix: `_fit`, `_sample`, `_score`, `_state` and `_load_state`. Model files hold
-plain tensors and dicts (no pickled classes), so `torch.load(weights_only=True)` reads them.
+maths on the encoded matrix: `_fit` (which returns the fit's `History`), `_sample`, `_score`, `_state` and
+`_load_state`. Model files hold plain tensors and dicts (no pickled classes), so
+`torch.load(weights_only=True)` reads them.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ import numpy as np
 import pandas as pd
 import torch
 
+from generators.nn.training import History
 from generators.tabular.encoder import Condition, EncoderPrivacy, TabularEncoder
 from generators.tabular.errors import BadInputError
 from generators.tabular.schema import Schema
 
 logger = logging.getLogger(__name__)
 
-_FILE_FORMAT = "synthgate-generator/1"
+_FILE_FORMAT = "synthgate-generator/2"  # 2: the shared hyper-parameter names and the fit's history
 _SAMPLE_STREAM = 1  # default sample seeds are drawn from their own stream of the generator seed
 _REJECTION_ROUNDS = 20
 _REJECTION_MAX_BATCH = 2_000_000
@@ -75,7 +77,7 @@ class Generator(abc.ABC):
         self.privacy_spent_ = None
         self.encoder_ = TabularEncoder().fit(df, schema, seed=self.seed, privacy=self._encoder_privacy())
         x = self.encoder_.transform(df).to(self.device_)
-        self._fit(x, self._torch_generator(self.seed))
+        self.history_ = self._fit(x, self._torch_generator(self.seed))
         logger.info(
             "%s: fitted on %d rows x %d encoded columns in %.1f s (%s)",
             self.name,
@@ -132,39 +134,52 @@ class Generator(abc.ABC):
                 "encoder": encoder.to_state(shareable),
                 "model": {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in self._state().items()},
                 "privacy": self.privacy_spent_,
+                "history": self.history_.to_state(),
             },
             path,
         )
 
     @classmethod
     def from_state(cls, state: dict[str, Any], device: str | None = None) -> Generator:
-        """The fitted generator `save` wrote, from its file's contents (see `read_state`); the registry's
-        `load` picks the class by the name the file holds."""
+        """The fitted generator `save` wrote, from its file's contents (see `read_state`).
+
+        The registry's `load` picks the class by the name the file holds.
+        """
         model = cls(cls.config_class(**state["config"]), seed=state["seed"],
                     device=state["device"] if device is None else device)
         model.device_ = resolve_device(model.device)
         model.encoder_ = TabularEncoder.from_state(state["encoder"])
         model.privacy_spent_ = state.get("privacy")
+        model.history_ = History.from_state(state["history"])
         model._load_state({k: v.to(model.device_) if torch.is_tensor(v) else v for k, v in state["model"].items()})
         return model
 
     def _encoder_privacy(self) -> EncoderPrivacy | None:
-        """The budget the encoder may spend on its statistics when the fit is differentially private: what
-        the config's `encoder_privacy()` says (DP configs have one, see `generators.nn.dp.DPConfig`), else None."""
+        """The budget the encoder may spend on its statistics when the fit is differentially private.
+
+        That is what the config's `encoder_privacy()` says (DP configs have one, see `generators.nn.dp.DPConfig`),
+        else None.
+        """
         share = getattr(self.config, "encoder_privacy", None)
         return share() if share is not None else None
 
     @abc.abstractmethod
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        """Learn from the encoded n x width matrix (on `device_`); all randomness from `generator`."""
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
+        """Learn from the encoded n x width matrix (on `device_`); all randomness from `generator`.
+
+        Returns what the fit did (`history_`: the training loop's, or the model's own iterations).
+        """
 
     @abc.abstractmethod
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """An n x width encoded matrix, n ≥ 1; all randomness from `generator`."""
 
     def _sample_conditional(self, n: int, generator: torch.Generator, fixed: tuple[Condition, ...]) -> torch.Tensor:
-        """n encoded rows that decode to the `fixed` values. This default rejects the rows that do not;
-        models with native conditioning (a conditional vector, guidance) override it."""
+        """Encoded rows, `n` of them, that decode to the `fixed` values.
+
+        This default rejects the rows that do not; models with native conditioning (a conditional vector,
+        guidance) override it.
+        """
         encoder = self._fitted_encoder()
         kept: list[torch.Tensor] = []
         found, batch = 0, n
@@ -216,6 +231,11 @@ def read_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (OSError, RuntimeError, pickle.UnpicklingError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise BadInputError(f"cannot read a generator from {os.fspath(path)}: {reason}") from None
-    if not isinstance(state, dict) or state.get("format") != _FILE_FORMAT:
+    if not isinstance(state, dict) or not str(state.get("format", "")).startswith("synthgate-generator/"):
         raise BadInputError(f"{os.fspath(path)} is not a synthgate generator file")
+    if state["format"] != _FILE_FORMAT:
+        raise BadInputError(
+            f"{os.fspath(path)} was written by another synthgate version ({state['format']}, this one reads "
+            f"{_FILE_FORMAT}): fit the generator again"
+        )
     return state

@@ -24,7 +24,23 @@ GENERATORS: dict[str, str] = {
     "gan": "generators.models.gan:GanGenerator",
     "ddpm": "generators.models.ddpm:TabularDiffusion",
 }
-DEFAULT_GENERATOR = "rbm"
+
+# Parameters that were renamed when the generators came to share one vocabulary (see
+# `generators.nn.training.TrainingConfig`): old name -> new name. Users type these into YAML, so an old name
+# is refused with its new one rather than as an unknown parameter.
+RENAMED: dict[str, str] = {
+    "max_batch": "batch_size",  # vae, autoencoder, rbm
+    "max_steps": "steps",  # gan, ddpm
+    "time_limit": "steps",  # ddpm: a step budget replaces the wall clock
+    "evaluations": "eval_every",  # ddpm: steps between held-out checks, not their count
+    "ema": "ema_decay",  # gan
+    "embedding_dim": "latent",  # gan
+    "generator_dims": "hidden",  # gan
+    "critic_dims": "critic_hidden",  # gan
+    "width": "hidden",  # ddpm: one width per hidden layer
+    "depth": "hidden",  # ddpm
+    "max_width": "hidden",  # ddpm
+}
 
 
 def get_generator_class(name: str) -> type[Generator]:
@@ -45,12 +61,19 @@ def create(name: str, params: dict[str, Any] | None = None, seed: int = 0, devic
     resolve_device(device)
     generator_class = get_generator_class(name)
     config = generator_class.config_class()
-    fields = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(params or {}) - fields)
+    defaults = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    params = params or {}
+    for old in params:
+        if old not in defaults and RENAMED.get(old) in defaults:
+            raise BadInputError(f"generator '{name}': parameter '{old}' is now '{RENAMED[old]}'")
+    unknown = sorted(set(params) - set(defaults))
     if unknown:
-        raise BadInputError(f"generator '{name}' has no parameter(s) {unknown}; known: {sorted(fields)}")
+        raise BadInputError(f"generator '{name}' has no parameter(s) {unknown}; known: {sorted(defaults)}")
+    for key, value in params.items():
+        if isinstance(defaults[key], tuple) and not isinstance(value, list | tuple):
+            raise BadInputError(f"generator '{name}': parameter '{key}' takes a list, e.g. [{value}]")
     # YAML and JSON give lists where the configs hold tuples.
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items()}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
     try:
         config = dataclasses.replace(config, **values)
     except TypeError as error:  # a value of the wrong type, tripping __post_init__

@@ -1,5 +1,4 @@
-"""The whole privacy evidence for one synthetic table, gathered in one call: what the gate judges and the
-report shows.
+"""The whole privacy evidence for one synthetic table, in one call: what the gate judges and the report shows.
 
 Three independent lines of evidence, because each catches leaks the others miss: PII lookup (a real
 identifier in the output), distances on the full tables (copies, near-copies, isolated records,
@@ -26,8 +25,11 @@ _DEFAULTS = PrivacyConfig()
 
 @dataclass(frozen=True)
 class PrivacyAudit:
-    """`distances`: DCR, exact copies, NNDR, column subsets, membership inference, isolated records;
-    `attacks`: singling-out, linkability and inference risks; `pii`: real identifiers found in the output."""
+    """The privacy evidence for one synthetic table, one field per line of evidence.
+
+    `distances`: DCR, exact copies, NNDR, column subsets, membership inference, isolated records;
+    `attacks`: singling-out, linkability and inference risks; `pii`: real identifiers found in the output.
+    """
 
     distances: PrivacyResult
     attacks: AttacksResult
@@ -44,8 +46,11 @@ def audit_privacy(
     seed: int = 0,
     config: PrivacyConfig = _DEFAULTS,
 ) -> PrivacyAudit:
-    """Measure how much `synthetic` reveals about the `train` rows, with `holdout` (real rows never trained
-    on) as the baseline every test compares against; `config.alpha` sets every interval's one-sided error."""
+    """Measure how much `synthetic` reveals about the `train` rows, against `holdout` as the baseline.
+
+    `holdout` (real rows never trained on) is the baseline every test compares against; `config.alpha`
+    sets every interval's one-sided error.
+    """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     pii = find_pii_leaks(pd.concat([train, holdout], ignore_index=True), synthetic, schema)

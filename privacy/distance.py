@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,7 @@ import torch
 from scipy import stats
 from scipy.stats import norm
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.errors import BadInputError
 from generators.tabular.schema import ColumnKind, Schema
 from privacy.membership import (
@@ -50,6 +52,9 @@ from privacy.membership import (
     tpr_at_fpr,
 )
 from privacy.outliers import NEAR_FRACTION, isolated, outlier_protection
+
+if TYPE_CHECKING:
+    from privacy.audit import PrivacyAudit
 
 logger = logging.getLogger(__name__)
 
@@ -145,18 +150,22 @@ class DistanceEvidence:
 
     @property
     def dcr_standard_error(self) -> float:
+        """Standard error of `dcr_share`, clustered by deciding real row and by synthetic row (`_share_error`)."""
         return _share_error(self.fold_wins, self.fold_nearest)
 
     def nndr_low_share(self, alpha: float) -> TprAtFpr:
-        """Share of synthetic rows whose NNDR is below the holdout rows' 5th percentile (0.05 if honest):
-        rows sitting on one training record while away from the others. It is a true-positive rate at 5%
-        false positives, synthetic rows taken for members and holdout rows for non-members, so its bounds
-        are `tpr_at_fpr`'s: exact, with the noise of a percentile read off few holdout rows (the 5th
-        percentile of 40 rows is the 2nd or 3rd smallest, and its true level can be 15%)."""
+        """Share of synthetic rows whose NNDR is below the holdout rows' 5th percentile (0.05 if honest).
+
+        Those are rows sitting on one training record while away from the others. It is a true-positive rate
+        at 5% false positives, synthetic rows taken for members and holdout rows for non-members, so its
+        bounds are `tpr_at_fpr`'s: exact, with the noise of a percentile read off few holdout rows (the 5th
+        percentile of 40 rows is the 2nd or 3rd smallest, and its true level can be 15%).
+        """
         return tpr_at_fpr(-self.synthetic_nndr, -self.holdout_nndr, _NNDR_QUANTILE, alpha=alpha)
 
     @property
     def worst_subset(self) -> SubsetShare:
+        """The column subset with the highest DCR share (NaN share and error when no subset was measured)."""
         return max(self.subsets, key=lambda subset: subset.share, default=SubsetShare((), math.nan, math.nan))
 
 
@@ -494,8 +503,10 @@ class _Layout:
 def _synthetic_pass(
     space: _GowerSpace, layout: _Layout, config: PrivacyConfig
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Synthetic rows against all real rows: fold wins (and who decided them) and NNDR per synthetic row,
-    and, kept as a running column-wise top-k, every real row's nearest synthetic rows."""
+    """Synthetic rows against all real rows: fold wins (and who decided them) and NNDR per synthetic row.
+
+    Also every real row's nearest synthetic rows, kept as a running column-wise top-k.
+    """
     n_train, fold_size = layout.n_train, layout.fold_size
     n_folds = len(layout.folds)
     wins = np.empty((len(layout.synthetic), n_folds), dtype=np.float32)
@@ -512,10 +523,12 @@ def _synthetic_pass(
 
 
 def _real_pass(space: _GowerSpace, layout: _Layout, config: PrivacyConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All real rows against each other, each row's self excluded: the holdout's NNDR against train
-    (the honest baseline), and every real row's distance to its `density_k`-th nearest and nearest
-    other real row (the density attack's reference and the row's isolation), measured alike for
-    members and non-members."""
+    """All real rows against each other, each row's self excluded.
+
+    Gives the holdout's NNDR against train (the honest baseline), and every real row's distance to its
+    `density_k`-th nearest and nearest other real row (the density attack's reference and the row's
+    isolation), measured alike for members and non-members.
+    """
     n_train = layout.n_train
     holdout_nndr = np.empty(layout.n_real - n_train)
     radius = np.empty(layout.n_real)
@@ -560,8 +573,7 @@ def _subset_shares(
 
 
 def _share_error(wins: np.ndarray, nearest: np.ndarray) -> float:
-    """Standard error of a DCR share, clustered by the real row that decided each comparison and by the
-    synthetic row.
+    """Standard error of a DCR share, clustered by the real row that decided each comparison and by synthetic row.
 
     Synthetic rows whose nearest record (of a fold and the holdout) is the same real row win or lose
     together, and a real row can be the nearest of many: on Adult the clustered error is about 1.5
@@ -602,7 +614,9 @@ def _merge_smallest(best: torch.Tensor, block: torch.Tensor) -> None:
 
 
 def _fold_wins(distances: torch.Tensor, n_train: int, fold_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row and fold: 1 if the fold's nearest record is nearer than the holdout's, 1/2 on a tie; and
+    """Per row and fold: whether the fold's nearest record beats the holdout's, and the column of the nearer.
+
+    The first is 1 if the fold's nearest record is nearer than the holdout's, 1/2 on a tie; the second is
     the column of the nearer of the two (the fold's on a tie).
 
     `distances` run over the training rows in fold order, then the DCR's holdout (its first
@@ -862,3 +876,58 @@ def _one_hot(codes: np.ndarray, levels: np.ndarray) -> torch.Tensor:
     onehot = torch.zeros(len(codes), int(levels.sum()))
     onehot[torch.arange(len(codes))[:, None], torch.from_numpy(codes + offsets)] = 1.0
     return onehot
+
+
+def _dcr(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    yield Reading(audit.distances.dcr_share, interval=audit.distances.dcr_share_ci)
+
+
+def _exact_copies(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    d = audit.distances
+    yield Reading(d.exact_match_excess, interval=d.exact_match_excess_ci,
+                  label=f"Synthetic rows that copy a training row exactly, beyond the holdout's own rate "
+                        f"({d.exact_match_rate:.4f} vs {d.holdout_exact_match_rate:.4f})")
+
+
+def _nndr_share(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    yield Reading(audit.distances.nndr_low_share, interval=audit.distances.nndr_low_share_ci)
+
+
+def _subsets(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    d = audit.distances
+    yield Reading(d.subset_dcr_share, interval=d.subset_dcr_share_ci,
+                  label=f"Worst column subset ({', '.join(d.subset_columns)}): rows nearer to training (share)")
+
+
+declare(CheckSpec(
+    name="privacy.dcr_share", label="Synthetic rows nearer to training than to unseen rows (share)", direction="<=",
+    threshold=Setting("max_dcr_share", 0.52, "share of synthetic rows closer to train than to holdout (lower bound)",
+                      gt=0.5, le=1),
+    rule=Rule.BOUNDED, evidence="privacy", read=_dcr, order=110,
+    refuses="lower bound of the share of synthetic rows nearer to training than to the holdout (folds the "
+            "holdout's size; honest 0.5) > {threshold}",
+))
+declare(CheckSpec(
+    name="privacy.exact_match_rate",
+    label="Synthetic rows that copy a training row exactly, beyond the holdout's rate", direction="<=",
+    threshold=Setting("exact_match_tolerance", 0.0,
+                      "exact-copy rate beyond real unseen rows' own rate (lower bound) at most", ge=0, le=1),
+    rule=Rule.BOUNDED, evidence="privacy", read=_exact_copies, order=120,
+    refuses="lower bound of the rate of exact copies of training rows beyond what real unseen rows show (holdout, "
+            "and training rows against the others) > {threshold}",
+))
+declare(CheckSpec(
+    name="privacy.nndr_low_share", label="Synthetic rows sitting on one training record, away from the rest (share)",
+    direction="<=",
+    threshold=Setting("max_nndr_low_share", 0.06, "rows sitting on one training record (lower bound)", gt=0, le=1),
+    rule=Rule.BOUNDED, evidence="privacy", read=_nndr_share, order=130,
+    refuses="lower bound of the share of synthetic rows whose nearest-neighbour distance ratio is below the "
+            "holdout's 5th percentile (honest 0.05) > {threshold}",
+))
+declare(CheckSpec(
+    name="privacy.subset_dcr_share",
+    label="Worst column subset: rows nearer to training than to unseen rows (share)", direction="<=",
+    threshold=Setting("max_subset_dcr_share", 0.52, "worst column subset's DCR share (lower bound)", gt=0.5, le=1),
+    rule=Rule.BOUNDED, evidence="privacy", read=_subsets, order=140,
+    refuses="lower bound of the worst DCR share over seeded column subsets > {threshold}",
+))

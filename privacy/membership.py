@@ -13,7 +13,9 @@ error `alpha` on each side. This module is plain arithmetic on arrays the distan
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import brentq
@@ -21,7 +23,11 @@ from scipy.stats import betabinom, binom, fisher_exact, norm, rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from threadpoolctl import threadpool_limits
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.errors import BadInputError
+
+if TYPE_CHECKING:
+    from privacy.audit import PrivacyAudit
 
 DEFAULT_ALPHA = 0.001  # every interval's one-sided error, unless configured otherwise
 # Added to distances before taking logs, so that a distance of 0 (identical rows) stays finite.
@@ -34,8 +40,11 @@ REPORTED_FPRS = (0.01, 0.10)  # reported beside the gated low one: 10% is MIDST'
 
 @dataclass(frozen=True)
 class AucEstimate:
-    """`auc`: probability that a random member outscores a random non-member (ties count 1/2).
-    `ci`: DeLong's normal interval, each side with one-sided error alpha, clipped to [0, 1]."""
+    """How well a membership score ranks members above non-members, with its interval.
+
+    `auc`: probability that a random member outscores a random non-member (ties count 1/2).
+    `ci`: DeLong's normal interval, each side with one-sided error alpha, clipped to [0, 1].
+    """
 
     auc: float
     ci: tuple[float, float]
@@ -71,8 +80,7 @@ def distance_scores(nearest_synthetic: np.ndarray) -> np.ndarray:
 
 
 def density_ratio_scores(synthetic_radius: np.ndarray, reference_radius: np.ndarray) -> np.ndarray:
-    """The density attack (DOMIAS-like): how much denser the synthetic rows are around a point than the
-    real population is.
+    """The density attack (DOMIAS-like): how much denser the synthetic rows lie around a point than the real population.
 
     A generator that memorises piles synthetic rows onto its training records, so the synthetic
     density there exceeds the population's; a plain distance attack cannot tell that from a point
@@ -279,3 +287,28 @@ def _share_below(sorted_reference: np.ndarray, values: np.ndarray) -> np.ndarray
     below = np.searchsorted(sorted_reference, values, side="left")
     at_most = np.searchsorted(sorted_reference, values, side="right")
     return (below + at_most) / (2 * len(sorted_reference))
+
+
+_GATED_ATTACKS = ("distance", "density", "ensemble")
+
+
+def _membership(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    d = audit.distances
+    for attack in _GATED_ATTACKS:
+        yield Reading(getattr(d, f"membership_tpr_low_fpr_{attack}"), f"[{attack}]",
+                      f"Membership inference ({attack} attack): members caught at {d.membership_low_fpr:.1%} false "
+                      f"positives (AUC {getattr(d, f'membership_auc_{attack}'):.3f}, reported only)",
+                      interval=getattr(d, f"membership_tpr_low_fpr_{attack}_ci"))
+
+
+declare(CheckSpec(
+    name="privacy.membership_tpr", instances=f"[{'|'.join(_GATED_ATTACKS)}]",
+    label="Membership inference: members caught at a low false-positive rate", direction="<=",
+    threshold=Setting("max_membership_tpr", 0.005,
+                      "membership attacks' TPR at 0.5% false positives (lower bound) at most", gt=0, le=1),
+    rule=Rule.BOUNDED, evidence="privacy", read=_membership, order=150,
+    refuses="lower bound of the membership attack's true-positive rate at 0.5% false positives > {threshold}, i.e. "
+            "the attack is surely better than chance where it is most confident (distance to synthetic rows; "
+            "DOMIAS-like density ratio; a small classifier over neighbour features trained and tested on disjoint "
+            "halves); AUC and TPR at 1% and 10% FPR are reported",
+))

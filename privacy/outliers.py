@@ -1,5 +1,4 @@
-"""Outlier protection: the real rows most at risk must not come back in the synthetic table more often when
-they were trained on than when they were not.
+"""Outlier protection: the riskiest real rows must not reappear in the synthetic table more when trained on than not.
 
 A record far from every other record (the one 90-year-old with a capital gain of 99,999) is the
 easiest to re-identify, and the one an average-case check like the DCR share overlooks: copying it
@@ -19,11 +18,17 @@ Distances come from `privacy.distance`; this module only picks the rows and comp
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from privacy.membership import DEFAULT_ALPHA, excess_p_value, rate_difference
+
+if TYPE_CHECKING:
+    from privacy.audit import PrivacyAudit
 
 # Calibrated on UCI Adult (benchmarks/privacy_timing.py --calibrate, 60/20/20 splits of real rows): over 20
 # honest 8,000-row splits the smallest ratio among the 20 most isolated rows was 0.39 (median 0.67; 0.68 and
@@ -107,3 +112,21 @@ def outlier_protection(
         min_ratio=float(ratio[in_members].min(initial=np.inf)),
         near_fraction=near_fraction,
     )
+
+
+def _isolated(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    d = audit.distances
+    yield Reading(d.isolated_excess, interval=d.isolated_excess_ci,
+                  label=f"Most isolated records reproduced: {d.isolated_reproduced} of {d.isolated_k} training rows "
+                        f"against {d.isolated_holdout_reproduced} of {d.isolated_holdout_k} unseen rows (excess rate)")
+
+
+declare(CheckSpec(
+    name="privacy.isolated_reproduced",
+    label="Most isolated records reproduced, training rows beyond unseen rows (rate)", direction="<=",
+    threshold=Setting("max_isolated_excess", 0.0,
+                      "isolated training rows reproduced beyond unseen ones (lower bound, rate)", ge=0, le=1),
+    rule=Rule.BOUNDED, evidence="privacy", read=_isolated, order=160,
+    refuses="lower bound of the rate at which the most isolated training rows have a synthetic row within 0.1 of "
+            "their isolation, beyond as many equally isolated holdout rows > {threshold}",
+))

@@ -1,5 +1,6 @@
-"""Proof that no real personal identifier reaches the output: every real PII or id value is looked up in
-every synthetic cell that could hold it.
+"""Proof that no real personal identifier reaches the output.
+
+Every real PII or id value is looked up in every synthetic cell that could hold it.
 
 Id, PII and text columns are regenerated rather than learned, so none should ever carry a real value;
 this check does not trust that, it looks. A real value is searched for in its own synthetic column
@@ -11,12 +12,18 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.schema import ColumnKind, Schema
+
+if TYPE_CHECKING:
+    from privacy.audit import PrivacyAudit
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +36,11 @@ _IDENTIFYING = (ColumnKind.PII, ColumnKind.ID)
 
 @dataclass(frozen=True)
 class PiiLeaks:
-    """`leaked_cells`: synthetic cells holding a real id/PII value; `by_column`: those counts per synthetic
-    column; `real_values`: how many distinct real values were searched for."""
+    """Real id/PII values found in the synthetic table, counted in all and per column.
+
+    `leaked_cells`: synthetic cells holding a real id/PII value; `by_column`: those counts per synthetic
+    column; `real_values`: how many distinct real values were searched for.
+    """
 
     leaked_cells: int
     by_column: dict[str, int]
@@ -38,8 +48,10 @@ class PiiLeaks:
 
 
 def find_pii_leaks(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> PiiLeaks:
-    """Count the synthetic cells that hold a real value of an id or PII column (`real` should hold every
-    real row: training and holdout)."""
+    """Count the synthetic cells that hold a real value of an id or PII column.
+
+    `real` should hold every real row: training and holdout.
+    """
     own: dict[str, set[str]] = {}
     for spec in schema.of_kind(*_IDENTIFYING):
         own[spec.name] = set(_text(real[spec.name]).unique())
@@ -66,3 +78,16 @@ def find_pii_leaks(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) 
 def _text(column: pd.Series) -> pd.Series:
     """Non-null values as stripped text, so 42 and "42 " are the same identifier (nulls never match)."""
     return column.dropna().astype(str).str.strip().reindex(column.index, fill_value="\0null")
+
+
+def _leaks(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
+    yield Reading(audit.pii.leaked_cells)
+
+
+declare(CheckSpec(
+    name="privacy.pii_leaks", label="Real identifiers (id or PII values) found anywhere in the output (cells)",
+    direction="<=",
+    threshold=Setting("max_pii_leaks", 0, "real id/PII values found in the output at most", integer=True, ge=0),
+    rule=Rule.PLAIN, evidence="privacy", read=_leaks, order=100,
+    refuses="a real id/PII value is anywhere in the output (own column, other columns, inside free text)",
+))

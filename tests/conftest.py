@@ -81,8 +81,10 @@ def mixed_schema(mixed_frame: pd.DataFrame) -> Schema:
 
 
 def make_tiered_table(n: int) -> tuple[pd.DataFrame, Schema]:
-    """3 % of rows are of the rare kind, and every one of those is gold; other rows are rarely gold: what
-    native conditioning on a rare category must reproduce."""
+    """What native conditioning on a rare category must reproduce: a rare kind whose rows are all gold.
+
+    3 % of rows are of the rare kind, and every one of those is gold; other rows are rarely gold.
+    """
     rng = np.random.default_rng(0)
     kind = np.where(rng.random(n) < 0.03, "rare", rng.choice(["a", "b", "c"], n)).astype(object)
     tier = np.where(kind == "rare", "gold", rng.choice(["bronze", "silver", "gold"], n, p=[0.6, 0.38, 0.02]))

@@ -1,5 +1,4 @@
-"""The whole fidelity evidence for one synthetic table, gathered in one call: what the gate judges and
-the report shows.
+"""The whole fidelity evidence for one synthetic table, in one call: what the gate judges and the report shows.
 
 Each part answers its own question: sdmetrics' quality (how close on average), its diagnostic (are the
 values valid at all), each column's shape and null share and each strongly associated pair, with how sure
@@ -34,12 +33,15 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FidelityAudit:
-    """`quality`: sdmetrics' QualityReport with per-column and per-pair scores; `diagnostic`: its
+    """The fidelity evidence for one synthetic table, one field per part, for the gate and the report to read.
+
+    `quality`: sdmetrics' QualityReport with per-column and per-pair scores; `diagnostic`: its
     DiagnosticReport score; `validity`: the share of synthetic cells inside the real domain, tested against
     the holdout's; `columns`: each column's shape and null share and each strong pair's association, with
     the p-values the gate reads; `coverage`: common categories lost; `c2st`: how well a classifier tells
     the synthetic rows from the training rows; `marginals`: the 3-way marginal distance to the training
-    rows, against the holdout's; `figures`: title -> PNG bytes; `timings`: seconds per part."""
+    rows, against the holdout's; `figures`: title -> PNG bytes; `timings`: seconds per part.
+    """
 
     quality: FidelityResult
     diagnostic: float

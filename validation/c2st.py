@@ -41,10 +41,13 @@ _SHUFFLED_ROWS = 1_000  # held-out rows a fold shuffles to measure the columns' 
 
 @dataclass(frozen=True)
 class C2stResult:
-    """`auc`: cross-validated ROC AUC of a classifier telling synthetic (positive) from real rows, 0.5 when it
+    """How well a classifier tells the synthetic rows from real ones, and which columns and pairs give them away.
+
+    `auc`: cross-validated ROC AUC of a classifier telling synthetic (positive) from real rows, 0.5 when it
     cannot; `auc_ci`: its 95% interval (DeLong's variance); `rows`: rows per side; `importance`: column ->
     AUC lost when the column is shuffled in the held-out rows, largest first; `worst_pairs`: (a, b, AUC of a
-    classifier seeing only a and b), most distinguishable first; `elapsed_s`: seconds taken."""
+    classifier seeing only a and b), most distinguishable first; `elapsed_s`: seconds taken.
+    """
 
     auc: float
     auc_ci: tuple[float, float]
@@ -63,8 +66,10 @@ def classifier_two_sample(
     folds: int = 5,
     seed: int = 0,
 ) -> C2stResult:
-    """C2ST of `synthetic` against `real` on the learned columns, on seeded samples of as many rows of each
-    (at most `rows`): the classifier is not rewarded for guessing the larger side.
+    """C2ST of `synthetic` against `real` on the learned columns, on seeded samples of as many rows of each.
+
+    Each sample holds the same number of rows (at most `rows`): the classifier is not rewarded for guessing
+    the larger side.
 
     HistGradientBoosting (categories native, datetimes as epoch numbers, one OpenMP thread) is scored out of
     fold over seeded stratified `folds`; the AUC is taken over all out-of-fold scores, its 95% interval from
@@ -121,10 +126,12 @@ def _out_of_fold(features: pd.DataFrame, labels: np.ndarray, splits: list[tuple[
 
 def _shuffled_drops(model: HistGradientBoostingClassifier, test: pd.DataFrame, labels: np.ndarray,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """The held-out rows' scores, and the AUC lost when each column in turn is shuffled among a seeded
-    sample of `_SHUFFLED_ROWS` of them (the drops are paired, on the same rows, so a few thousand over
-    the folds rank the columns; scoring every row once per column would cost more than the fits). Every
-    shuffled copy is scored in one call."""
+    """The held-out rows' scores, and the AUC lost when each column in turn is shuffled among a sample of them.
+
+    The sample is a seeded one of `_SHUFFLED_ROWS` rows: the drops are paired, on the same rows, so a few
+    thousand over the folds rank the columns; scoring every row once per column would cost more than the
+    fits. Every shuffled copy is scored in one call.
+    """
     rows = np.sort(rng.choice(len(test), min(len(test), _SHUFFLED_ROWS), replace=False))
     sample, truth = test.iloc[rows], labels[rows]
     order = rng.permuted(np.tile(np.arange(len(rows)), (test.shape[1], 1)), axis=1)
@@ -135,8 +142,11 @@ def _shuffled_drops(model: HistGradientBoostingClassifier, test: pd.DataFrame, l
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """ROC AUC of each row of `scores` (the last axis one score a row of `labels`, 1 positive), from midranks:
-    the share of (positive, negative) pairs ordered right, ties counting half."""
+    """ROC AUC of each row of `scores` against `labels` (1 positive), from midranks.
+
+    The last axis of `scores` holds one score a row of `labels`. The AUC is the share of (positive,
+    negative) pairs ordered right, ties counting half.
+    """
     positive = labels == 1
     m, n = int(positive.sum()), int((~positive).sum())
     ranks = stats.rankdata(scores, axis=-1)
@@ -144,8 +154,10 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def _delong(scores: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float, float]]:
-    """ROC AUC of `scores` for the positive `labels` and its 95% interval from DeLong's variance, computed
-    from midranks (Sun and Xu's fast form), clipped to [0, 1]."""
+    """ROC AUC of `scores` for the positive `labels` and its 95% interval from DeLong's variance.
+
+    Both are computed from midranks (Sun and Xu's fast form); the interval is clipped to [0, 1].
+    """
     positive, negative = scores[labels == 1], scores[labels == 0]
     m, n = len(positive), len(negative)
     ranks = stats.rankdata(np.concatenate([positive, negative]))
@@ -159,9 +171,12 @@ def _delong(scores: np.ndarray, labels: np.ndarray) -> tuple[float, tuple[float,
 
 def _worst_pairs(frame: pd.DataFrame, labels: np.ndarray, specs: list[ColumnSpec],
                  splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[tuple[str, str, float], ...]:
-    """The `_WORST_PAIRS` pairs of `specs` whose joint cells best tell the sides apart: for each pair, a
-    histogram classifier (a cell's score: its smoothed synthetic share over its real share, counted on the
-    training folds) scores the held-out rows, and its AUC is taken over every out-of-fold score."""
+    """The `_WORST_PAIRS` pairs of `specs` whose joint cells best tell the sides apart.
+
+    For each pair, a histogram classifier (a cell's score: its smoothed synthetic share over its real
+    share, counted on the training folds) scores the held-out rows, and its AUC is taken over every
+    out-of-fold score.
+    """
     real = frame[labels == 0]
     coded = {spec.name: column_codes(real[spec.name], frame[spec.name], spec=spec) for spec in specs}
     found = []

@@ -1,5 +1,6 @@
-"""Column by column and pair by pair: how far the synthetic rows are from the real ones, and whether that
-distance is more than fresh real rows of the same size would show.
+"""Column by column and pair by pair: how far the synthetic rows are from the real ones, and whether it is noise.
+
+A distance is noise unless it is more than fresh real rows of the same size would show.
 
 Each comparison carries a value (higher is closer, 1.0 identical) and the p-value of the null hypothesis
 "the synthetic rows are as alike to the real rows as real rows never trained on would be". The gate
@@ -29,12 +30,17 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
+
+if TYPE_CHECKING:
+    from validation.audit import FidelityAudit
 
 _NUMERIC = (ColumnKind.NUMERICAL, ColumnKind.DATETIME)
 STRONG_CORRELATION = 0.5  # |Spearman| of two numbers
@@ -48,8 +54,11 @@ _NULL_ROWS = 5_000  # rows per resample of a null spread (see `_null_spread_of`)
 
 @dataclass(frozen=True)
 class Comparison:
-    """One statistic of real against synthetic: `value` in [0, 1] (1.0 identical), `p_value` of "no
-    different from fresh real rows" (1.0 when there is nothing to test), and how it was measured."""
+    """One statistic of real against synthetic: its value, its p-value against fresh real rows, and its method.
+
+    `value` is in [0, 1] (1.0 identical); `p_value` is that of "no different from fresh real rows" (1.0
+    when there is nothing to test); `method` says how it was measured.
+    """
 
     value: float
     p_value: float
@@ -66,8 +75,10 @@ class PairComparison(Comparison):
 
 @dataclass(frozen=True)
 class ColumnComparisons:
-    """Every learned column's shape and null share, every strongly associated pair's association, and the
-    columns left out of shapes and pairs with why (all-null or constant in the real rows)."""
+    """Every learned column's shape and null share, and every strongly associated pair's association.
+
+    Also the columns left out of shapes and pairs, with why (all-null or constant in the real rows).
+    """
 
     shapes: dict[str, Comparison]
     pairs: dict[str, PairComparison]
@@ -105,9 +116,11 @@ def _unscorable(column: pd.Series) -> str:
 
 
 def exact_shape(real: pd.Series, synthetic: pd.Series) -> Comparison:
-    """A column with no spread in the real rows (all null, or one value) is kept only by the same value:
-    the share of synthetic non-null values equal to the real one (1.0 when there are none, the null
-    share being judged on its own). Exact, so there is no noise to test."""
+    """A column with no spread in the real rows (all null, or one value) is kept only by the same value.
+
+    The value is the share of synthetic non-null values equal to the real one (1.0 when there are none,
+    the null share being judged on its own). Exact, so there is no noise to test.
+    """
     values = real.dropna()
     produced = synthetic.dropna()
     if values.empty or produced.empty:
@@ -121,7 +134,7 @@ def exact_shape(real: pd.Series, synthetic: pd.Series) -> Comparison:
 
 
 def column_shape(real: pd.Series, synthetic: pd.Series, kind: ColumnKind) -> Comparison:
-    """sdmetrics' KSComplement or TVComplement on non-null values, with its test against fresh real rows."""
+    """KSComplement or TVComplement (sdmetrics') on non-null values, with its test against fresh real rows."""
     r, s = real.dropna(), synthetic.dropna()
     if s.empty:
         return Comparison(0.0, 0.0, "no synthetic values")
@@ -243,21 +256,25 @@ def _cramer_pair(
 
 def _null_spread(statistic: Callable[[np.ndarray], np.ndarray], pooled: int, n_real: int, n_synthetic: int,
                  rng: np.random.Generator) -> tuple[float, float]:
-    """`_null_spread_of` for a statistic of resampled rows: `statistic` takes (resamples, size) row indices
-    into the pooled rows and returns one value per resample."""
+    """`_null_spread_of` for a statistic of resampled rows.
+
+    `statistic` takes (resamples, size) row indices into the pooled rows and returns one value per resample.
+    """
     return _null_spread_of(lambda draws, size: statistic(rng.integers(0, pooled, size=(draws, size))),
                            n_real, n_synthetic)
 
 
 def _null_spread_of(resample: Callable[[int, int], np.ndarray], n_real: int, n_synthetic: int
                     ) -> tuple[float, float]:
-    """Mean and standard deviation of (real - synthetic association) when both samples come from one
-    population, the real and synthetic rows pooled: what fresh real rows would show, rare levels and
-    outliers included (a level seen three times is missing from a 67-row sample one time in five), and
-    the bias of an association measured on samples of different sizes (a bias-corrected V of 40 rows
-    over a 22 x 5 table is still pulled towards 0). `resample(draws, size)` gives the statistic of
-    `draws` samples of `size` pooled rows. Samples are capped at `_NULL_ROWS` rows and the spread
-    scaled back by the square root of the sizes, as a root-n statistic's is."""
+    """Mean and standard deviation of (real - synthetic association) when both samples come from one population.
+
+    That population is the real and synthetic rows pooled, so this is what fresh real rows would show,
+    rare levels and outliers included (a level seen three times is missing from a 67-row sample one time
+    in five), and the bias of an association measured on samples of different sizes (a bias-corrected V
+    of 40 rows over a 22 x 5 table is still pulled towards 0). `resample(draws, size)` gives the
+    statistic of `draws` samples of `size` pooled rows. Samples are capped at `_NULL_ROWS` rows and the
+    spread scaled back by the square root of the sizes, as a root-n statistic's is.
+    """
     capped = (min(n_real, _NULL_ROWS), min(n_synthetic, _NULL_ROWS))
     difference = resample(_BOOTSTRAP, capped[0]) - resample(_BOOTSTRAP, capped[1])
     scale = math.sqrt((1 / n_real + 1 / n_synthetic) / (1 / capped[0] + 1 / capped[1]))
@@ -273,9 +290,11 @@ def _two_sided(difference: float, null: tuple[float, float]) -> float:
 
 
 def pair_codes(real: pd.Series, synthetic: pd.Series, kind: ColumnKind) -> tuple[np.ndarray, int]:
-    """Integer codes of the real then the synthetic values, shared, and how many there are; null is a level
-    of its own and numbers fall into the real column's quantile bins (quintiles below 1,000 real values,
-    deciles above)."""
+    """Integer codes of the real then the synthetic values, shared, and how many there are.
+
+    Null is a level of its own and numbers fall into the real column's quantile bins (quintiles below 1,000
+    real values, deciles above).
+    """
     stacked = pd.concat([real, synthetic], ignore_index=True)
     if kind in _NUMERIC:
         numbers = as_numbers(stacked, kind, keep_nulls=True)
@@ -293,8 +312,11 @@ def _contingency(a: np.ndarray, b: np.ndarray, levels_a: int, levels_b: int) -> 
 
 
 def cramers_v(table: np.ndarray) -> float:
-    """Bergsma's bias-corrected Cramér's V of a contingency table (empty rows and columns dropped): near 0 for
-    independent columns even on small samples, where the plain V of a sparse table is large by chance."""
+    """Bergsma's bias-corrected Cramér's V of a contingency table (empty rows and columns dropped).
+
+    It is near 0 for independent columns even on small samples, where the plain V of a sparse table is
+    large by chance.
+    """
     table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
     n = table.sum()
     rows, cols = table.shape
@@ -310,14 +332,19 @@ def cramers_v(table: np.ndarray) -> float:
 
 
 def _similarity(real: float, synthetic: float) -> float:
-    """1 - |synthetic - real association|, in [0, 1]: how far the relationship moved, on the association's own
-    scale (a sign flip of a correlation counts its full swing)."""
+    """1 - |synthetic - real association|, in [0, 1]: how far the relationship moved, on its own scale.
+
+    The scale is the association's own: a sign flip of a correlation counts its full swing.
+    """
     return float(max(0.0, 1.0 - abs(synthetic - real)))
 
 
 def _homogeneity_p(table: np.ndarray) -> float:
-    """Chi-square test that two rows of counts come from one distribution, categories whose expected count
-    is below 5 pooled into one (the test's approximation needs it); 1.0 when fewer than two are left."""
+    """Chi-square test that two rows of counts come from one distribution, with rare categories pooled.
+
+    Categories whose expected count is below 5 are pooled into one (the test's approximation needs it);
+    1.0 when fewer than two are left.
+    """
     totals = table.sum(axis=0)
     expected_low = (table.sum(axis=1, keepdims=True) * totals / table.sum()).min(axis=0) < _MIN_EXPECTED
     pooled = table[:, ~expected_low]
@@ -343,8 +370,10 @@ def as_numbers(column: pd.Series, kind: ColumnKind, *, keep_nulls: bool = False)
 
 
 def holm(p_values: dict[str, float], weights: dict[str, float] | None = None) -> dict[str, float]:
-    """Holm's step-down adjusted p-values: refusing every key whose adjusted p is below alpha refuses an
-    honest table by chance at most alpha of the time, however many keys are tested.
+    """Holm's step-down adjusted p-values, which keep the chance of refusing an honest table at most alpha.
+
+    Refusing every key whose adjusted p is below alpha refuses an honest table by chance at most alpha of
+    the time, however many keys are tested.
 
     With `weights` (positive, any scale) the false-alarm budget is shared in proportion to them (Holm's
     weighted procedure: keys ordered by p / weight, each compared with alpha times its weight over the
@@ -365,11 +394,14 @@ def holm(p_values: dict[str, float], weights: dict[str, float] | None = None) ->
 
 
 def domain_validity(real: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> Comparison:
-    """Share of synthetic rows inside the real rows' domain (every number within their [min, max], every
-    category among theirs), with the p-value of "no more rows outside it than the holdout's": real unseen
-    rows also step past a small sample's extremes, about 2/(n+1) of the time per column, so only a surplus
-    is evidence of invalid values. Rows, not cells, are counted: one unusual record steps out of several
-    columns at once, and its cells are not independent trials."""
+    """Share of synthetic rows inside the real rows' domain, tested against the share of holdout rows inside it.
+
+    The domain: every number within their [min, max], every category among theirs. The p-value is that of
+    "no more rows outside it than the holdout's": real unseen rows also step past a small sample's
+    extremes, about 2/(n+1) of the time per column, so only a surplus is evidence of invalid values. Rows,
+    not cells, are counted: one unusual record steps out of several columns at once, and its cells are not
+    independent trials.
+    """
     outside = {role: np.zeros(len(frame), dtype=bool) for role, frame in (("holdout", holdout),
                                                                             ("synthetic", synthetic))}
     for spec in schema.learned:
@@ -393,3 +425,77 @@ def domain_validity(real: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.Dat
         return Comparison(value, 1.0, method)
     table = [[s_out, s_rows - s_out], [h_out, h_rows - h_out]]
     return Comparison(value, float(stats.fisher_exact(table, alternative="greater").pvalue), method)
+
+
+@dataclass(frozen=True)
+class GatedFamilies:
+    """The per-column and per-pair comparisons the gate holds to their floors, with Holm-adjusted p-values.
+
+    Each family is adjusted on its own (`holm`). The rebalanced column's shape and its pairs are left out:
+    they differ from the real table's by design.
+    """
+
+    shapes: dict[str, Comparison]
+    shape_p: dict[str, float]
+    pairs: dict[str, PairComparison]
+    pair_p: dict[str, float]
+    null_p: dict[str, float]
+
+
+def gated_families(columns: ColumnComparisons, rebalanced: str | None) -> GatedFamilies:
+    """The gated families of `columns`, Holm-adjusted, without the `rebalanced` column's shape and pairs."""
+    shapes = {name: c for name, c in columns.shapes.items() if name != rebalanced}
+    pairs = {name: c for name, c in columns.pairs.items() if rebalanced not in name.split("|", 1)}
+    # A stronger relationship is a more important one to keep: its share of the false-alarm budget grows
+    # with the square of the real association (the variance it explains).
+    pair_p = holm({name: c.p_value for name, c in pairs.items()},
+                  {name: c.real_association**2 for name, c in pairs.items()})
+    return GatedFamilies(shapes, holm({name: c.p_value for name, c in shapes.items()}), pairs, pair_p,
+                         holm({name: c.p_value for name, c in columns.nulls.items()}))
+
+
+def _shapes(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    families = gated_families(audit.columns, context.rebalanced)
+    for name, shape in families.shapes.items():
+        detail = f", {audit.columns.skipped[name]}: judged exactly" if name in audit.columns.skipped else ""
+        yield Reading(shape.value, f"[{name}]", f"Shape of column {name} ({shape.method}{detail})",
+                      p_value=families.shape_p[name])
+
+
+def _pairs(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    families = gated_families(audit.columns, context.rebalanced)
+    for pair, association in families.pairs.items():
+        a, b = pair.split("|", 1)
+        yield Reading(association.value, f"[{pair}]",
+                      f"Association between {a} and {b} (1 - |change|; {association.method}: real "
+                      f"{association.real_association:.2f}, synthetic {association.synthetic_association:.2f})",
+                      p_value=families.pair_p[pair])
+
+
+def _nulls(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    null_p = gated_families(audit.columns, context.rebalanced).null_p
+    for name, nulls in audit.columns.nulls.items():
+        yield Reading(1.0 - nulls.value, f"[{name}]", f"Change of the null fraction of {name}", p_value=null_p[name])
+
+
+declare(CheckSpec(
+    name="fidelity.column_shape", instances="[c]", label="Shape of each column", direction=">=",
+    threshold=Setting("min_column_shape", 0.75, "every column's shape score at least this", ge=0, le=1),
+    rule=Rule.TESTED, evidence="fidelity", read=_shapes, order=40,
+    refuses="a column's KS/TV complement < {threshold}, significantly (KS test, chi-square test)",
+))
+declare(CheckSpec(
+    name="fidelity.pair_trend", instances="[a|b]", label="Association of each strongly associated pair",
+    direction=">=",
+    threshold=Setting("min_pair_trend", 0.7, "1 - |change| of each strong pair's association", ge=0, le=1),
+    rule=Rule.TESTED, evidence="fidelity", read=_pairs, order=50,
+    refuses="for each pair whose real association is surely strong (lower 95% bound of |Spearman| ≥ 0.5, of "
+            "bias-corrected Cramér's V ≥ 0.3), 1 − |synthetic − real association| < {threshold}, significantly "
+            "(pooled bootstrap); a rebalanced column's pairs are exempt",
+))
+declare(CheckSpec(
+    name="fidelity.null_drift", instances="[c]", label="Change of each column's null fraction", direction="<=",
+    threshold=Setting("max_null_drift", 0.05, "change of any column's null fraction at most", ge=0, le=1),
+    rule=Rule.TESTED, evidence="fidelity", read=_nulls, order=60,
+    refuses="a column's null fraction moves by > {threshold}, significantly (Fisher's exact test)",
+))

@@ -11,20 +11,29 @@ coverage (a 6,000-row sample can honestly miss a level seen twice).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.schema import ColumnKind, Schema
+
+if TYPE_CHECKING:
+    from validation.audit import FidelityAudit
 
 MIN_EXPECTED_COUNT = 10.0
 
 
 @dataclass(frozen=True)
 class CategoryCoverage:
-    """For each categorical or boolean column with common categories, the share of them present in the
-    synthetic table (`coverage`, 1.0 when none is lost) and the lost ones (`missing`); `expected_count` is
-    the expected count from which a category was held to coverage."""
+    """Which common categories of each categorical or boolean column the synthetic table keeps, and which it loses.
+
+    For each such column with common categories: the share of them present in the synthetic table
+    (`coverage`, 1.0 when none is lost) and the lost ones (`missing`); `expected_count` is the expected
+    count from which a category was held to coverage.
+    """
 
     coverage: dict[str, float]
     missing: dict[str, tuple[str, ...]]
@@ -52,3 +61,21 @@ def category_coverage(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schem
         if lost:
             missing[name] = lost
     return CategoryCoverage(coverage, missing, expected)
+
+
+def _coverage(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    found = audit.coverage
+    for name, coverage in found.coverage.items():
+        lost = found.missing.get(name, ())
+        detail = f" (lost: {', '.join(lost[:5])}{', …' if len(lost) > 5 else ''})" if lost else ""
+        yield Reading(coverage, f"[{name}]", f"Categories of {name} expected at least {found.expected_count:.0f} "
+                                             f"times, present{detail}")
+
+
+declare(CheckSpec(
+    name="fidelity.category_coverage", instances="[c]", label="Share of each column's common categories present",
+    direction=">=",
+    threshold=Setting("min_category_coverage", 1.0, "share of common categories kept", ge=0, le=1),
+    rule=Rule.PLAIN, evidence="fidelity", read=_coverage, order=70,
+    refuses="a category a faithful table would hold so often that missing it by chance is below `alpha` is absent",
+))

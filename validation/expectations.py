@@ -18,15 +18,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, declare
 from generators.tabular.errors import BadInputError
 from generators.tabular.inference import PII_PATTERNS
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
+
+if TYPE_CHECKING:
+    from validation.audit import FidelityAudit
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +77,11 @@ class ExpectationTolerances:
 
 @dataclass(frozen=True)
 class _Allowance:
-    """The rows an expectation is checked on, the false-alarm rate each expectation may spend, and the real
-    rows never used to derive the suite (None: estimate from the training rows)."""
+    """What sizes an expectation's tolerance: the rows it is checked on, its false-alarm rate, and unseen real rows.
+
+    `rows`: the rows an expectation is checked on; `alpha`: the false-alarm rate each expectation may
+    spend; `holdout`: the real rows never used to derive the suite (None: estimate from the training rows).
+    """
 
     rows: int
     alpha: float
@@ -85,8 +92,10 @@ class _Allowance:
         return min(cap, 1.0 - self.count(outside, seen, 1.0 - self.alpha) / self.rows)
 
     def count(self, outside: float, seen: float, level: float) -> float:
-        """The `level` quantile of the count of `rows` new rows that fall outside, predicted from `outside`
-        of `seen` (a beta-binomial: a uniform prior on the rate, updated by what was seen)."""
+        """The `level` quantile of the count of `rows` new rows that fall outside, predicted from `outside` of `seen`.
+
+        The prediction is a beta-binomial: a uniform prior on the rate, updated by what was seen.
+        """
         return float(stats.betabinom.ppf(level, self.rows, outside + 1.0, max(seen - outside, 0.0) + 1.0))
 
 
@@ -121,14 +130,17 @@ class ExpectationsResult:
 
     @property
     def evaluated(self) -> int:
+        """How many expectations were run on the synthetic frame."""
         return len(self.outcomes)
 
     @property
     def failed(self) -> tuple[ExpectationOutcome, ...]:
+        """The outcomes of the expectations the synthetic frame did not meet, in suite order."""
         return tuple(o for o in self.outcomes if not o.success)
 
     @property
     def success_rate(self) -> float:
+        """The share of expectations met; NaN when none was run."""
         return 1.0 - len(self.failed) / self.evaluated if self.outcomes else float("nan")
 
 
@@ -139,9 +151,11 @@ def derive_expectations(
     rows: int | None = None,
     holdout: pd.DataFrame | None = None,
 ) -> tuple[ExpectationSpec, ...]:
-    """The suite of `real` (the training frame), for a table of `rows` rows (default: as many as `real`):
-    one table-level expectation and a few per column. `holdout`: real rows the suite is not derived from,
-    whose own departures from it size the tolerances (see `ExpectationTolerances`)."""
+    """The suite of `real` (the training frame): one table-level expectation and a few per column.
+
+    It is for a table of `rows` rows (default: as many as `real`). `holdout`: real rows the suite is not
+    derived from, whose own departures from it size the tolerances (see `ExpectationTolerances`).
+    """
     missing = [name for name in schema.names if name not in real.columns]
     if missing:
         raise BadInputError(f"the real frame lacks schema column(s): {', '.join(missing)}")
@@ -181,9 +195,11 @@ def _column_expectations(
 
 
 def _null_share(series: pd.Series, tol: ExpectationTolerances, allowance: _Allowance) -> ExpectationSpec:
-    """The share of nulls near the real share (GX bounds the non-null share): within `null_margin`, or
-    within the range a new sample's null count takes at the allowance's rate, predicted from every real
-    row seen (training and holdout), whichever is wider."""
+    """The share of nulls near the real share (GX bounds the non-null share).
+
+    Near means within `null_margin`, or within the range a new sample's null count takes at the
+    allowance's rate, predicted from every real row seen (training and holdout), whichever is wider.
+    """
     seen = series if allowance.holdout is None else pd.concat([series, allowance.holdout[series.name]])
     share, nulls = float(series.isna().mean()), float(seen.isna().sum())
     low = min(share - tol.null_margin, allowance.count(nulls, len(seen), allowance.alpha / 2) / allowance.rows)
@@ -215,9 +231,11 @@ def _type_check(series: pd.Series, kind: ColumnKind) -> ExpectationSpec | None:
 
 
 def _value_set(values: pd.Series, tol: ExpectationTolerances, allowance: _Allowance) -> ExpectationSpec | None:
-    """Values in the real set, with room for the categories fresh rows hold that the training part lacks: as
-    many as the holdout's values show, else Good-Turing's estimate (categories seen once); there is no set
-    to check when fresh rows would mostly hold categories the training part lacks."""
+    """Values in the real set, with room for the categories fresh rows hold that the training part lacks.
+
+    The room is as much as the holdout's values show, else Good-Turing's estimate (categories seen once);
+    there is no set to check when fresh rows would mostly hold categories the training part lacks.
+    """
     counts = values.value_counts()
     if allowance.holdout is None:
         outside, seen = max(float((counts == 1).sum()), 1.0), float(len(values))
@@ -237,10 +255,12 @@ def _value_set(values: pd.Series, tol: ExpectationTolerances, allowance: _Allowa
 
 def _value_range(values: pd.Series, spec: ColumnSpec, tol: ExpectationTolerances, allowance: _Allowance
                  ) -> ExpectationSpec:
-    """Values within the column's known domain: the real extremes, widened to the schema's bounds (what
-    the generator was told the column may hold: the whole table's range, or the user's). Fresh values
-    fall past it as often as the holdout's do (else 2/(n+1) of the time past n values' extremes), and
-    `mostly` leaves room for that."""
+    """Values within the column's known domain: the real extremes, widened to the schema's bounds.
+
+    The schema's bounds are what the generator was told the column may hold: the whole table's range, or
+    the user's. Fresh values fall past the domain as often as the holdout's do (else 2/(n+1) of the time
+    past n values' extremes), and `mostly` leaves room for that.
+    """
     low, high = values.min(), values.max()
     if spec.bounds is not None:
         known = [_from_bound(bound, values) for bound in spec.bounds]
@@ -258,8 +278,11 @@ def _value_range(values: pd.Series, spec: ColumnSpec, tol: ExpectationTolerances
 
 
 def _from_bound(bound: float, values: pd.Series) -> Any:
-    """A schema bound in the column's own type: a number, or a Timestamp from UTC epoch nanoseconds in
-    the column's zone (naive columns stay naive)."""
+    """A schema bound in the column's own type.
+
+    That is a number, or a Timestamp from UTC epoch nanoseconds in the column's zone (naive columns stay
+    naive).
+    """
     if not pd.api.types.is_datetime64_any_dtype(values):
         return bound
     stamp = pd.Timestamp(int(bound), tz="UTC")
@@ -285,14 +308,14 @@ def _pii_absent(values: pd.Series) -> ExpectationSpec | None:
 
 @contextmanager
 def _quiet_regex_groups() -> Iterator[None]:
-    """pandas warns that the patterns' groups are not extracted; GX matches with them the same way."""
+    """Silence pandas' warning that the patterns' groups are not extracted; GX matches with them the same way."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "This pattern is interpreted as a regular expression", UserWarning)
         yield
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones and Timestamps to datetimes, which GX's pydantic models accept."""
+    """NumPy scalars to Python ones and Timestamps to datetimes, which GX's pydantic models accept."""
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
     return value.item() if isinstance(value, np.generic) else value
@@ -307,8 +330,10 @@ def check_expectations(
     tolerances: ExpectationTolerances = ExpectationTolerances(),
     holdout: pd.DataFrame | None = None,
 ) -> ExpectationsResult:
-    """Run the suite derived from `real` on `synthetic`; with `docs_dir`, write GX Data Docs there. `holdout`:
-    real rows the suite is not derived from, which size its tolerances (see `ExpectationTolerances`).
+    """Run the suite derived from `real` on `synthetic`; with `docs_dir`, write GX Data Docs there.
+
+    `holdout`: real rows the suite is not derived from, which size its tolerances (see
+    `ExpectationTolerances`).
 
     GX keeps its suite, definitions and results in memory; `docs_dir` is the only place written to.
     The first call in a process also imports GX (about 5 s), which `elapsed_s` then includes.
@@ -411,3 +436,19 @@ def _error_message(info: Mapping[str, Any]) -> str | None:
 def _short(value: Any, limit: int = 120) -> str:
     text = f"{_plain(value):.4g}" if isinstance(value, float | np.floating) else str(_plain(value))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _outcomes(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    for outcome in audit.expectations.outcomes:
+        yield Reading(1.0 if outcome.success else 0.0, f".{outcome.expectation}[{outcome.column or 'table'}]",
+                      f"Expectation: {outcome.name}")
+
+
+declare(CheckSpec(
+    name="expectations", instances=".<type>[c]", label="Expectation of the suite derived from the real rows",
+    direction=">=", threshold=1.0, rule=Rule.PLAIN, evidence="fidelity", read=_outcomes, order=80,
+    refuses="an expectation of the Great Expectations suite derived from the real training rows fails: column "
+            "set, types, value sets, ranges (the schema's known bounds), null fractions, unique ids, no PII "
+            "patterns; each allows the rows a faithful table of this size steps out by chance, as the holdout "
+            "shows (Data Docs in `expectations/`)",
+))

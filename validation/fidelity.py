@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sdmetrics.reports import DiagnosticReport, QualityReport
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.errors import BadInputError
 from generators.tabular.schema import Schema
+from validation.comparison import gated_families
 from validation.metadata import to_sdmetrics_frame, to_sdmetrics_metadata
+
+if TYPE_CHECKING:
+    from validation.audit import FidelityAudit
 
 logger = logging.getLogger(__name__)
 
@@ -104,15 +111,21 @@ def _unscored(keys: pd.Series, details: pd.DataFrame, missed: pd.Series) -> dict
     reasons = details.get("Error", pd.Series(None, index=details.index, dtype=object))
     reasons = reasons.fillna(f"{_NO_SCORE}: no non-null values, or a constant column, to compare")
     # sdmetrics raises ConstantInputError where a correlation with a constant column is undefined, and
-    # IncomputableMetricError where a column has no values to compare.
-    undefined = reasons.str.startswith(("ConstantInputError", "IncomputableMetricError"))
+    # IncomputableMetricError where a column has no values to compare; scipy's correlation refuses fewer than
+    # two rows where both columns hold a value (two mostly-null columns of a small table: horse_colic).
+    undefined = reasons.str.startswith(("ConstantInputError", "IncomputableMetricError")) | reasons.str.contains(
+        "must have length at least 2", regex=False
+    )
     reasons = reasons.where(~undefined, _NO_SCORE + ": " + reasons)
     return dict(zip(keys[missed], reasons[missed], strict=True))
 
 
 def evaluate_diagnostic(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> float:
-    """sdmetrics' DiagnosticReport score: validity of the data (ranges, categories, keys) and structure
-    (same columns); 1.0 means every synthetic value is a value the real table could hold."""
+    """The DiagnosticReport score of sdmetrics: validity of the data and structure.
+
+    Validity covers ranges, categories and keys; structure, the same columns. 1.0 means every synthetic
+    value is a value the real table could hold.
+    """
     learned = Schema(tuple(schema.learned))
     report = DiagnosticReport()
     report.generate(
@@ -122,3 +135,42 @@ def evaluate_diagnostic(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Sch
         verbose=False,
     )
     return float(report.get_score())
+
+
+def _quality(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    """The overall score's shortfall is significant when some column or pair it averages differs significantly.
+
+    Its p-value is the smallest of theirs, adjusted within their families.
+    """
+    families = gated_families(audit.columns, context.rebalanced)
+    yield Reading(audit.quality.quality, p_value=min([*families.shape_p.values(), *families.pair_p.values(), 1.0]))
+
+
+def _diagnostic(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    yield Reading(audit.diagnostic, p_value=audit.validity.p_value)
+
+
+def _unscored_count(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    yield Reading(len(audit.quality.errors))
+
+
+declare(CheckSpec(
+    name="fidelity.quality", label="Overall fidelity (sdmetrics quality score)", direction=">=",
+    threshold=Setting("min_quality", 0.75, "sdmetrics QualityReport score at least this", ge=0, le=1),
+    rule=Rule.TESTED, evidence="fidelity", read=_quality, order=10,
+    refuses="sdmetrics 0.32.0 QualityReport score < {threshold} and some column or pair differs significantly",
+))
+declare(CheckSpec(
+    name="fidelity.diagnostic", label="Valid values and structure (sdmetrics diagnostic score)", direction=">=",
+    threshold=Setting("min_diagnostic", 0.999, "sdmetrics DiagnosticReport score at least this", ge=0, le=1),
+    rule=Rule.TESTED, evidence="fidelity", read=_diagnostic, order=20,
+    refuses="sdmetrics DiagnosticReport < {threshold} and significantly more synthetic rows step outside the real "
+            "domain than holdout rows do",
+))
+declare(CheckSpec(
+    name="fidelity.unscored", label="Columns or pairs that could not be scored", direction="<=",
+    threshold=Setting("max_fidelity_errors", 0, "columns or pairs sdmetrics may fail to score", integer=True, ge=0),
+    rule=Rule.PLAIN, evidence="fidelity", read=_unscored_count, order=30,
+    refuses="sdmetrics failed to score a column or pair that has a score (> {threshold}); constant and all-null "
+            "columns have none and are judged exactly by the column checks",
+))

@@ -62,8 +62,10 @@ def three_way_marginal_distance(
     max_triples: int = 1_000,
     max_rows: int = 50_000,
 ) -> MarginalDistance:
-    """Mean total variation distance between `real` and `synthetic` over the 3-way marginals of the learned
-    columns (all triples, or a seeded sample of `max_triples`: Adult's 455 take a fraction of a second).
+    """Mean total variation distance between `real` and `synthetic` over the 3-way marginals of the learned columns.
+
+    The marginals are all triples, or a seeded sample of `max_triples` (Adult's 455 take a fraction of a
+    second).
 
     With `holdout`, the holdout's distance to `real` and the ratio synthetic / holdout. Total variation is
     biased upward by small samples, and the holdout is usually smaller than the synthetic table: both
@@ -96,10 +98,12 @@ def three_way_marginal_distance(
 
 def column_codes(real: pd.Series, *others: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, int]:
     """Integer codes of the `real` values then each of `others`, stacked, and how many codes there are.
+
     Numbers and datetimes fall into the real column's quantile bins (as `validation.comparison` bins pairs:
     deciles, quintiles under 1,000 real values); categories and booleans keep their `TOP_LEVELS` most
     frequent real levels and pool the rest as "other"; null is a level of its own. A column with no real
-    values has two codes: null and not."""
+    values has two codes: null and not.
+    """
     if real.notna().sum() == 0:
         return pd.concat([real, *others], ignore_index=True).notna().to_numpy().astype(np.int64), 2
     codes, levels = pair_codes(real, pd.concat(others, ignore_index=True) if others else real.iloc[:0], spec.kind)
@@ -134,9 +138,11 @@ def _column_sets(columns: int, order: int, most: int, rng: np.random.Generator) 
 
 def _mean_distances(codes: np.ndarray, levels: np.ndarray, sets: np.ndarray, sizes: list[int]) -> np.ndarray:
     """Mean total variation distance of each part after the first to the first, over the column `sets`.
+
     `codes` is (columns, rows), the parts' rows side by side in the order and sizes of `sizes`. Each set's
     codes are combined into one cell index, and the cells of many sets counted in one bincount (each set's
-    cells offset past the previous set's)."""
+    cells offset past the previous set's).
+    """
     cells = np.prod(levels[sets], axis=1)
     bounds = np.cumsum([0, *sizes])
     per_chunk = max(1, _CHUNK_CELLS // codes.shape[1])

@@ -47,9 +47,11 @@ def column_distributions(
     scores: Mapping[str, float] | None = None,
     max_columns: int = 24,
 ) -> bytes:
-    """Small multiples, one per learned column: histograms (numeric, datetime) or category bars, real vs
-    synthetic. With `scores` (column → shape score) the worst columns come first, and are the ones kept
-    when there are more than `max_columns`."""
+    """Small multiples, one per learned column: histograms (numeric, datetime) or category bars, real vs synthetic.
+
+    With `scores` (column → shape score) the worst columns come first, and are the ones kept when there
+    are more than `max_columns`.
+    """
     specs = _ordered(_learned(real, synthetic, schema), scores)
     shown = specs[:max_columns]
     if len(shown) < len(specs):
@@ -74,8 +76,10 @@ def column_distributions(
 
 
 def correlation_difference(real: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema) -> bytes:
-    """Heatmap of `association_difference` over the learned columns, on a fixed 0–1 colour scale; grey cells
-    had nothing to compare (a constant column, the diagonal)."""
+    """Heatmap of `association_difference` over the learned columns, on a fixed 0–1 colour scale.
+
+    Grey cells had nothing to compare (a constant column, the diagonal).
+    """
     difference = association_difference(real, synthetic, schema)
     names = [_short(str(name), 22) for name in difference.columns]
     # Fixed margins in inches (labels left and below, colour bar right): constrained layout is slow.
@@ -192,8 +196,10 @@ def _draw_histogram(ax: Axes, real: np.ndarray, synthetic: np.ndarray, spec: Col
 
 
 def _bin_edges(values: np.ndarray, spec: ColumnSpec) -> np.ndarray:
-    """Equal-width bins over the real data's 0.5–99.5% quantiles (so one outlier does not squash the rest);
-    one bin per value for integer columns of a short range."""
+    """Equal-width bins over the real data's 0.5–99.5% quantiles, so one outlier does not squash the rest.
+
+    Integer columns of a short range get one bin per value.
+    """
     low, high = np.quantile(values, [0.005, 0.995])
     if spec.integer and high - low <= 2 * _BINS:
         return np.arange(np.floor(low) - 0.5, np.ceil(high) + 1.0)
@@ -225,8 +231,11 @@ def _shares(codes: np.ndarray, levels: int) -> np.ndarray:
 
 
 def _encode(real: pd.Series, synthetic: pd.Series, spec: ColumnSpec, top: int) -> _Encoded:
-    """Floats for numeric and datetime columns; otherwise codes 0 = null, 1 = other, 2… = the real table's
-    `top` most frequent categories, most frequent first (ties by their text, so the order is stable)."""
+    """Floats for numeric and datetime columns; otherwise codes 0 = null, 1 = other, 2… = top categories.
+
+    The top categories are the real table's `top` most frequent, most frequent first (ties by their text,
+    so the order is stable).
+    """
     if spec.kind in _NUMERIC_KINDS:
         return _Encoded(True, _as_float(real, spec), _as_float(synthetic, spec))
     counts = real.value_counts(dropna=True)

@@ -1,5 +1,6 @@
-"""Machine-learning utility: does a model trained on the synthetic rows predict real, unseen rows as
-well as one trained on the real training rows? (train-on-synthetic, test-on-real)
+"""Machine-learning utility: does a model trained on the synthetic rows predict real, unseen rows as well?
+
+As well, that is, as one trained on the real training rows (train-on-synthetic, test-on-real).
 
 Both models are held against the trivial baseline (the majority class, or the training mean), and the
 verdict reads the share of the real model's lift over that baseline the synthetic model keeps: on a table
@@ -11,8 +12,10 @@ a bootstrap over those rows gives how sure each difference is.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,9 +23,13 @@ from scipy.stats import norm
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
+from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting, declare
 from generators.tabular.errors import BadInputError
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 from validation.comparison import as_numbers
+
+if TYPE_CHECKING:
+    from validation.audit import FidelityAudit
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +42,10 @@ _BOOTSTRAP = 500
 
 @dataclass(frozen=True)
 class UtilityResult:
-    """Scores on the real holdout of a model trained on the real training rows, of the same model trained on
-    the synthetic rows, and of the trivial baseline (majority class or training mean).
+    """Scores on the real holdout: a model trained on real rows, the same model on synthetic rows, and a baseline.
+
+    The real model is trained on the real training rows; the baseline is the trivial one (majority class or
+    training mean).
 
     `real_lift_p`: p-value of "the real model is no better than the baseline" (large: there is no utility
     to keep). `gap_p`: p-value of "the synthetic model is no worse than the real one". Both one-sided, from
@@ -65,9 +74,12 @@ class UtilityResult:
 
 
 def infer_target(schema: Schema) -> str | None:
-    """The column a user most likely predicts, when none is configured: the schema's own target, else a
-    learned categorical or boolean column with a conventional label name, else the last column if it
-    is one with 2 to 20 classes (the UCI convention). None when nothing fits: utility is then skipped."""
+    """The column a user most likely predicts, when none is configured.
+
+    That is the schema's own target, else a learned categorical or boolean column with a conventional label
+    name, else the last column if it is one with 2 to 20 classes (the UCI convention). None when nothing
+    fits: utility is then skipped.
+    """
     if schema.target is not None:
         return schema.target
     labels = [s for s in schema.learned if _is_label(s.kind, s.categories)]
@@ -87,9 +99,11 @@ def _is_label(kind: ColumnKind, categories: tuple[object, ...] | None) -> bool:
 def evaluate_utility(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, target: str, seed: int = 0
 ) -> UtilityResult:
-    """HistGradientBoosting on the learned columns: macro-F1 for a categorical or boolean target, R² for
-    a numerical one, trained once on `train` and once on `synthetic` (the larger cut to the smaller's row
-    count by a seeded sample), both scored on `holdout`."""
+    """HistGradientBoosting on the learned columns, trained on `train` and on `synthetic`, scored on `holdout`.
+
+    The score is macro-F1 for a categorical or boolean target, R² for a numerical one. The model is
+    trained once on each (the larger cut to the smaller's row count by a seeded sample).
+    """
     if target not in schema or not schema[target].kind.is_learned:
         raise BadInputError(f"utility target '{target}' is not a learned column of the table")
     kind = schema[target].kind
@@ -162,8 +176,10 @@ def _bootstrap_weights(n: int, seed: int) -> np.ndarray:
 
 
 def _scores(y: np.ndarray, predictions: np.ndarray, classify: bool, weights: np.ndarray) -> np.ndarray:
-    """Score of each prediction row (axis 0) under each weighting (axis 1): macro-F1 over the labels of
-    the holdout and the predictions, or R²."""
+    """Score of each prediction row (axis 0) under each weighting (axis 1).
+
+    The score is macro-F1 over the labels of the holdout and the predictions, or R².
+    """
     if not classify:
         y = y.astype(np.float64)
         total = weights.sum(axis=1)
@@ -183,8 +199,11 @@ def _scores(y: np.ndarray, predictions: np.ndarray, classify: bool, weights: np.
 
 
 def _guessing_f1(y: np.ndarray, priors: dict[Any, float], weights: np.ndarray) -> np.ndarray:
-    """Expected macro-F1 of guessing each label at random with its training prior q: a label of true share p
-    is then guessed right with precision p and recall q, so F1 = 2pq / (p + q), averaged over the labels."""
+    """Expected macro-F1 of guessing each label at random with its training prior q.
+
+    A label of true share p is then guessed right with precision p and recall q, so F1 = 2pq / (p + q),
+    averaged over the labels.
+    """
     labels = np.unique(np.concatenate([y, np.array(list(priors))]))
     total = weights.sum(axis=1)
     f1 = np.zeros(len(weights))
@@ -204,8 +223,10 @@ def _one_sided_p(difference: np.ndarray) -> float:
 
 
 def top_levels(frame: pd.DataFrame, specs: list[ColumnSpec]) -> dict[str, pd.Index]:
-    """The `MAX_LEVELS` most frequent levels of each categorical or boolean column of `frame`; rarer ones
-    become missing in `model_features`, which HistGradientBoosting handles natively."""
+    """The `MAX_LEVELS` most frequent levels of each categorical or boolean column of `frame`.
+
+    Rarer ones become missing in `model_features`, which HistGradientBoosting handles natively.
+    """
     return {
         spec.name: frame[spec.name].dropna().astype(str).value_counts().index[:MAX_LEVELS]
         for spec in specs
@@ -214,8 +235,11 @@ def top_levels(frame: pd.DataFrame, specs: list[ColumnSpec]) -> dict[str, pd.Ind
 
 
 def model_features(frame: pd.DataFrame, specs: list[ColumnSpec], levels: dict[str, pd.Index]) -> pd.DataFrame:
-    """A gradient-boosted model's input: categories and booleans as pandas Categoricals of `levels`, numbers
-    as floats, datetimes as UTC epoch nanoseconds (naive ones read as UTC), nulls as missing."""
+    """A gradient-boosted model's input, every column in a type HistGradientBoosting reads.
+
+    Categories and booleans as pandas Categoricals of `levels`, numbers as floats, datetimes as UTC epoch
+    nanoseconds (naive ones read as UTC), nulls as missing.
+    """
     columns: dict[str, Any] = {}
     for spec in specs:
         column = frame[spec.name]
@@ -228,3 +252,32 @@ def model_features(frame: pd.DataFrame, specs: list[ColumnSpec], levels: dict[st
 
 def _labels(column: pd.Series, classify: bool) -> np.ndarray:
     return column.astype(str).to_numpy() if classify else column.astype(float).to_numpy()
+
+
+# The utility check applies only when the real model beats the trivial baseline at this level: below it,
+# there is no lift whose share could be kept.
+_UTILITY_EVIDENCE = 0.05
+
+
+def _lift_kept(audit: FidelityAudit, context: Context) -> Iterator[Reading]:
+    u = audit.utility
+    if u is None:
+        return
+    label = (f"Predicting {u.target} ({u.metric}): real {u.real_score:.3f}, synthetic {u.synthetic_score:.3f}, "
+             f"guessing {u.baseline_score:.3f}")
+    if not u.real_lift_p < _UTILITY_EVIDENCE:
+        reason = f"the real model predicts {u.target} no better than guessing (p = {u.real_lift_p:.2g})"
+        yield Reading(math.nan, label=label, inapplicable=reason)
+    else:
+        yield Reading(u.lift_kept, label=label, p_value=u.gap_p)
+
+
+declare(CheckSpec(
+    name="utility.lift_kept",
+    label="Share of the real model's lift over guessing that training on synthetic rows keeps", direction=">=",
+    threshold=Setting("min_utility_kept", 0.75, "share of the real model's lift over guessing kept", ge=0),
+    rule=Rule.TESTED, evidence="fidelity", read=_lift_kept, order=90,
+    refuses="when the real model beats guessing significantly: a model trained on the synthetic rows keeps < "
+            "{threshold} of the real model's lift over guessing (majority class, priors or mean), significantly "
+            "(paired bootstrap on the holdout); both trained on as many rows",
+))

@@ -23,6 +23,7 @@ from torch import nn
 from generators.models.latent import LatentCodeGenerator, LatentConfig
 from generators.nn.layers import OutputLayout, SpreadDecoder, column_major, mlp
 from generators.nn.mixture import LatentMixture
+from generators.nn.training import History, Update
 from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AutoencoderConfig(LatentConfig):
-    """Hyper-parameters; the defaults need no tuning. Training and the latent mixture: see `LatentConfig`
-    (here training stops on the held-out reconstruction loss).
+    """Hyper-parameters; the defaults need no tuning.
+
+    Training and the latent mixture: see `LatentConfig` (here training stops on the held-out reconstruction
+    loss).
 
     Codes are penalised by `code_penalty` times half their squared norm and decoded with
     N(0, `code_noise`²) added.
@@ -75,24 +78,26 @@ class AutoencoderGenerator(LatentCodeGenerator):
     config: AutoencoderConfig
     model_: _Autoencoder
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
         cfg = self.config
-        rows, held, batch, epochs = self._start(x, generator)
+        rows, held, plan = self._start(x, generator)
 
         def batch_loss() -> torch.Tensor:
-            picked = rows[torch.randint(len(rows), (batch,), generator=generator, device=self.device_)]
-            noise = cfg.code_noise * torch.randn(batch, cfg.latent, generator=generator, device=self.device_)
+            picked = rows[torch.randint(len(rows), (plan.batch,), generator=generator, device=self.device_)]
+            noise = cfg.code_noise * torch.randn(plan.batch, cfg.latent, generator=generator, device=self.device_)
             return _loss(self.model_, self.layout_, picked, noise, cfg.code_penalty).mean()
 
-        def held_out_loss() -> float:
-            return float(_loss(self.model_, self.layout_, held, None, cfg.code_penalty).mean())
+        def held_out_loss(model: _Autoencoder) -> float:
+            return float(_loss(model, self.layout_, held, None, cfg.code_penalty).mean())
 
-        self._train(batch_loss, held_out_loss if len(held) else None, rows=len(rows), batch=batch, epochs=epochs)
+        update = Update("loss", self._optimiser(), batch_loss)
+        history = self._train([update], plan, held_out_loss if len(held) else None)
         with torch.no_grad():
             noise = cfg.code_noise * torch.randn(len(x), cfg.latent, generator=generator, device=self.device_)
             codes = self.model_.encoder(x) + noise
         self.prior_ = LatentMixture.fit(codes, generator, cfg.prior_components)
         logger.info("autoencoder: sampling codes from a mixture of %d components", len(self.prior_.mixture.weights))
+        return history
 
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         decoder = self.model_.decoder

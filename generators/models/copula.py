@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 import torch
 
 from generators.base import Generator
+from generators.nn.training import History
 from generators.tabular.encoder import Condition, Span
 from generators.tabular.errors import BadInputError
 
@@ -64,9 +65,11 @@ class GaussianCopulaConfig:
 
 @dataclass(frozen=True)
 class _Column:
-    """One latent's place in the encoded matrix: its discrete spans as (start, width), its value's position
-    (or -1), and the null flag's position (or -1) of rows that have no latent here (they are missing: the
-    flag is a latent of its own)."""
+    """One latent's place in the encoded matrix: its discrete spans, its value and its null flag.
+
+    The discrete spans are (start, width) pairs; the value's position is -1 without one; the null flag's
+    position (or -1) marks rows that have no latent here (they are missing: the flag is a latent of its own).
+    """
 
     discrete: tuple[tuple[int, int], ...]
     value: int
@@ -76,8 +79,11 @@ class _Column:
         return x[:, self.null] < 0.5 if self.null >= 0 else torch.ones_like(x[:, 0], dtype=torch.bool)
 
     def keys(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each row's discrete pattern as one mixed-radix number (a group's hot slot, a flag's bit), and
-        whether the pattern is well formed (one 1 per group, 0/1 flags: not an unseen category's zeros)."""
+        """Each row's discrete pattern as one mixed-radix number, and whether the pattern is well formed.
+
+        A digit is a group's hot slot or a flag's bit; well formed means one 1 per group and 0/1 flags (not an
+        unseen category's zeros).
+        """
         key = torch.zeros(len(x), dtype=torch.long, device=x.device)
         valid = torch.ones(len(x), dtype=torch.bool, device=x.device)
         for start, width in self.discrete:
@@ -118,8 +124,10 @@ class _Marginals:
     quantiles: torch.Tensor
 
     def cells_of(self, x: torch.Tensor, j: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The global cell of each row in column j, and whether the row's pattern is that cell's (an unseen
-        pattern gets the column's first cell and False)."""
+        """The global cell of each row in column j, and whether the row's pattern is that cell's.
+
+        An unseen pattern gets the column's first cell and False.
+        """
         start, stop = int(self.offsets[j]), int(self.offsets[j + 1])
         key, valid = self.columns[j].keys(x)
         known, order = self.keys[start:stop].sort()
@@ -128,9 +136,11 @@ class _Marginals:
         return start + torch.where(exact, order[found], 0), exact
 
     def latent(self, x: torch.Tensor, j: int, cell: torch.Tensor) -> torch.Tensor:
-        """E[Z | Z in the row's interval], Z standard normal: the row's cell interval, narrowed by its
-        value's place in the cell (a point for a continuous value, the atom's stretch for a repeated one);
-        NaN where the row is missing."""
+        """Each row's latent in column j: E[Z | Z in the row's interval], Z standard normal; NaN where missing.
+
+        The interval is the row's cell interval, narrowed by its value's place in the cell (a point for a
+        continuous value, the atom's stretch for a repeated one).
+        """
         low, high = self.low[cell], self.high[cell]
         value = self.columns[j].value
         if value >= 0:
@@ -143,15 +153,17 @@ class _Marginals:
         return _truncated_mean(low, high).where(self.columns[j].observed(x), math.nan)
 
     def latents(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every row's latents (n x d, NaN where missing), global cells (n x d) and whether each cell
-        matched exactly."""
+        """Every row's latents (n x d, NaN where missing), global cells (n x d) and whether each matched exactly."""
         cells, exact = zip(*(self.cells_of(x, j) for j in range(len(self.columns))), strict=True)
         latents = [self.latent(x, j, cell) for j, cell in enumerate(cells)]
         return torch.stack(latents, dim=1), torch.stack(cells, dim=1), torch.stack(exact, dim=1)
 
     def decode(self, u: torch.Tensor, width: int) -> torch.Tensor:
-        """Encoded rows (n x width) of uniforms `u` (n x d), all columns at once: each uniform picks a cell
-        (its pattern's 1s written in) and a place within it (the value read off the cell's quantile grid)."""
+        """Encoded rows (n x width) of uniforms `u` (n x d), all columns at once.
+
+        Each uniform picks a cell (its pattern's 1s written in) and a place within it (the value read off the
+        cell's quantile grid).
+        """
         sizes = self.offsets[1:] - self.offsets[:-1]
         local = torch.arange(1, int(sizes.max()), device=u.device)
         inner = (self.offsets[:-1, None] + local).clamp(max=len(self.low) - 1)  # each column's inner edges
@@ -181,7 +193,12 @@ class GaussianCopulaGenerator(Generator):
     config_class: ClassVar[type[Any]] = GaussianCopulaConfig
     config: GaussianCopulaConfig
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
+        """Fit the marginals, then the cells' order, then the latents' correlation.
+
+        The history holds each ordering sweep's mean absolute latent correlation (there is no loss to
+        minimise).
+        """
         x = x.double()
         columns = _columns(self._fitted_encoder().layout_)
         m = max(2, min(self.config.quantiles, len(x)))
@@ -193,23 +210,31 @@ class GaussianCopulaGenerator(Generator):
         # Cells of a category are ordered by the other latents; 2 cells, or no other latent: order is moot.
         nominal = [j for j, c in enumerate(columns) if c.value < 0 and sizes[j] > 2 and len(columns) > 1]
         filled = scores.nan_to_num(0.0)  # a missing latent counts as its median when ordering cells
+        records = []
         for sweep in range(self.config.ordering_sweeps):
             for j in nominal:  # never missing: only numbers and booleans have null latents
                 marginals, cells[:, j] = _reorder(marginals, cells[:, j], filled, j)
                 scores[:, j] = filled[:, j] = marginals.latent(x, j, cells[:, j])
-            logger.info("copula: ordering sweep %d, mean |latent correlation| %.4f", sweep + 1, _mean_abs(scores))
+            correlation = _mean_abs(scores)
+            records.append({"step": sweep + 1, "epoch": float(sweep + 1), "mean_abs_correlation": correlation})
+            logger.info("copula: ordering sweep %d, mean |latent correlation| %.4f", sweep + 1, correlation)
         self.marginals_ = marginals
         self.rows_ = len(x)
         self._set_correlation(_correlation(scores, self.config.min_eigenvalue))
         logger.info("copula: %d latents, %d cells", len(columns), len(marginals.low))
+        sweeps = self.config.ordering_sweeps
+        return History(tuple(records), sweeps, sweeps, float(sweeps))
 
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         z = torch.randn(n, len(self.correlation_), generator=generator, device=self.device_)
         return self.marginals_.decode(torch.special.ndtr(z @ self.chol_.T.float()), self._fitted_encoder().width_)
 
     def _sample_conditional(self, n: int, generator: torch.Generator, fixed: tuple[Condition, ...]) -> torch.Tensor:
-        """The conditioned latents drawn inside their cells' intervals (a truncated normal, by Gibbs sweeps
-        when there are several), then the others from the Gaussian conditional on them."""
+        """The conditioned latents drawn inside their cells' intervals, then the others conditional on them.
+
+        The conditioned latents are a truncated normal (by Gibbs sweeps when there are several); the others
+        come from the Gaussian conditional on them.
+        """
         given = [self._column_of(c.span) for c in fixed]
         if len(set(given)) < len(given):
             raise BadInputError("copula: two conditions on one column")
@@ -227,9 +252,11 @@ class GaussianCopulaGenerator(Generator):
         return self.marginals_.decode(torch.special.ndtr(z), self._fitted_encoder().width_)
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:
-        """log c(latents) + Σ log P(cell): the copula's log-density plus each latent's cell log-probability;
-        a pattern never seen in training (an unseen category) counts as half a training row, and a missing
-        number's latent sits at its median (its null flag's latent and cell still count)."""
+        """The copula's log-density plus each latent's cell log-probability: log c(latents) + Σ log P(cell).
+
+        A pattern never seen in training (an unseen category) counts as half a training row, and a missing
+        number's latent sits at its median (its null flag's latent and cell still count).
+        """
         s, cells, exact = self.marginals_.latents(x.double())
         missing = s.isnan()
         s = s.nan_to_num(0.0)
@@ -287,9 +314,11 @@ def _by_column(layout: tuple[Span, ...]) -> list[list[Span]]:
 
 
 def _columns(layout: tuple[Span, ...]) -> tuple[_Column, ...]:
-    """One latent per learned column, and one more for the null flag of a number or a boolean: missing
-    values are then neither a cell at one end of the number's line (which would drag its correlations
-    towards zero) nor mistaken for a False."""
+    """One latent per learned column, and one more for the null flag of a number or a boolean.
+
+    Missing values are then neither a cell at one end of the number's line (which would drag its correlations
+    towards zero) nor mistaken for a False.
+    """
     columns = []
     for spans in _by_column(layout):
         null = next((s.start for s in spans if s.role == "null"), -1)
@@ -301,9 +330,11 @@ def _columns(layout: tuple[Span, ...]) -> tuple[_Column, ...]:
 
 
 def _fit_column(x: torch.Tensor, column: _Column, m: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A latent's cells (the distinct patterns of its discrete spans among its observed rows) as keys, their
-    counts and their value quantile grids (C x m, or 0 x m without a value). A number's cells are ordered
-    by mode, the others by decreasing frequency."""
+    """A latent's cells as keys, their counts and their value quantile grids (C x m, or 0 x m without a value).
+
+    The cells are the distinct patterns of its discrete spans among its observed rows. A number's cells are
+    ordered by mode, the others by decreasing frequency.
+    """
     observed = column.observed(x)
     observed = observed if observed.any() else ~observed  # a column missing everywhere keeps its filler
     keys, cell, counts = torch.unique(column.keys(x)[0][observed], return_inverse=True, return_counts=True)
@@ -344,8 +375,10 @@ def _quantile_grid(values: torch.Tensor, m: int) -> torch.Tensor:
 
 
 def _grid_position(grid: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where values sit on a quantile grid, as [a, b] within [0, 1]: a point between grid points, or the
-    stretch of the grid a repeated value (an atom) covers."""
+    """Where values sit on a quantile grid, as [a, b] within [0, 1].
+
+    That is a point between grid points, or the stretch of the grid a repeated value (an atom) covers.
+    """
     top = len(grid) - 1
     first = torch.searchsorted(grid, values, right=False)
     after = torch.searchsorted(grid, values, right=True)
@@ -370,8 +403,11 @@ def _truncated_mean(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
 def _reorder(
     marginals: _Marginals, cell: torch.Tensor, scores: torch.Tensor, j: int
 ) -> tuple[_Marginals, torch.Tensor]:
-    """Optimal scaling of column j: its cells sorted along the main direction in which the other columns'
-    mean latents differ between them, so the cell order is as linear in the others as one line allows."""
+    """Optimal scaling of column j: its cells ordered to be as linear in the other columns as one line allows.
+
+    The cells are sorted along the main direction in which the other columns' mean latents differ between
+    them.
+    """
     start, stop = int(marginals.offsets[j]), int(marginals.offsets[j + 1])
     local = cell - start
     others = torch.cat([scores[:, :j], scores[:, j + 1 :]], dim=1)
@@ -391,9 +427,12 @@ def _reorder(
 
 
 def _correlation(scores: torch.Tensor, min_eigenvalue: float) -> torch.Tensor:
-    """The latents' correlation: E[s_i s_j] / (Var s_i Var s_j) over the rows where both are observed, which
-    undoes (to first order) the shrinkage of conditional means in coarse cells, then projected to a
-    correlation matrix whose eigenvalues are at least `min_eigenvalue`."""
+    """The latents' correlation, with every eigenvalue at least `min_eigenvalue`.
+
+    It is E[s_i s_j] / (Var s_i Var s_j) over the rows where both are observed, which undoes (to first
+    order) the shrinkage of conditional means in coarse cells, then projected to a correlation matrix whose
+    eigenvalues are at least `min_eigenvalue`.
+    """
     observed = (~scores.isnan()).to(scores.dtype)
     scores = scores.nan_to_num(0.0)
     moments = scores.T @ scores / (observed.T @ observed).clamp_min(1)
@@ -419,8 +458,10 @@ def _cholesky(matrix: torch.Tensor) -> torch.Tensor:
 def _truncated_normal(
     correlation: torch.Tensor, low: torch.Tensor, high: torch.Tensor, n: int, generator: torch.Generator
 ) -> torch.Tensor:
-    """n draws of N(0, correlation) restricted to the box [low, high]: exact for one dimension, Gibbs
-    sweeps (each coordinate from its truncated conditional) for more."""
+    """Draws, `n` of them, of N(0, correlation) restricted to the box [low, high].
+
+    Exact for one dimension, Gibbs sweeps (each coordinate from its truncated conditional) for more.
+    """
     k = len(correlation)
     z = torch.zeros(n, k, dtype=torch.float64, device=correlation.device)
     precision = torch.linalg.inv(correlation)
@@ -433,8 +474,10 @@ def _truncated_normal(
 
 
 def _standard_truncated(a: torch.Tensor, b: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Standard normal draws restricted to [a, b] by inverse CDF, computed on the side of the lighter tail
-    so that intervals far out keep their precision."""
+    """Standard normal draws restricted to [a, b] by inverse CDF.
+
+    The CDF is computed on the side of the lighter tail so that intervals far out keep their precision.
+    """
     flip = (a + b) > 0
     lo, hi = torch.where(flip, -b, a), torch.where(flip, -a, b)
     p_lo, p_hi = torch.special.ndtr(lo), torch.special.ndtr(hi)

@@ -18,11 +18,9 @@ model has learnt them, so a rare class comes out without rejection and without a
 
 from __future__ import annotations
 
-import copy
 import itertools
 import logging
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,7 +29,7 @@ from torch import nn
 
 from generators.base import Generator
 from generators.nn.layers import init_weights, mlp
-from generators.nn.training import EarlyStopping, split_rows, update_average
+from generators.nn.training import History, TrainingConfig, Update, split_rows, train
 from generators.tabular.encoder import Condition, Span
 from generators.tabular.errors import BadInputError
 
@@ -42,59 +40,52 @@ _MAX_BETA = 0.999
 _EVAL_ROWS = 4_096  # held-out rows the early-stopping loss is measured on
 _EVAL_TIMESTEPS = 8  # timesteps, evenly spread, each held-out row is noised at
 _MAX_BATCH_ROWS = 32_768  # rows pushed through the network at once when sampling and scoring
+_MAX_WIDTH, _DEPTH = 512, 4  # the network's hidden layers when `hidden` is empty: at most this wide, this many
 
 
 @dataclass(frozen=True)
-class DiffusionConfig:
+class DiffusionConfig(TrainingConfig):
     """Hyper-parameters; the defaults need no tuning and scale with the table.
 
     `timesteps` is the length of the diffusion chain, `sample_steps` how many of them the reverse chain
-    visits (evenly strided; 0 = all). The MLP has `depth` hidden layers of `width` units (0 = twice the
-    encoded width, at most `max_width`). Training runs `epochs` passes over the rows, at least `min_steps` and
-    at most `max_steps` batches of `batch_size` (an eighth of the rows on smaller tables). `cross_entropy`
-    weighs a cross-entropy on the model's p(x_0 | x_t) of each group beside the multinomial KL: both have the
-    same optimum, but the KL barely moves the prediction at high noise, so without it the columns' joint
-    structure is learnt many times slower. Every `evaluations`-th of the run the loss on a `held_out` share of
-    rows is measured with the averaged weights (`ema_decay`); training stops after `patience` evaluations
-    without improvement, or past `time_limit` seconds (a guard for loaded machines: a fit it cuts short does
-    not repeat exactly elsewhere), and keeps the best weights. `score_timesteps` are the fractions of the chain
-    at which `score` measures each row's denoising loss.
+    visits (evenly strided; 0 = all). `hidden` are the MLP's layer widths (empty: four layers of twice the
+    encoded width, rounded up to 64 and at most 512). Training (see `TrainingConfig`)
+    runs `epochs` passes over the rows within [`min_steps`, `steps`] batches of `batch_size` (an eighth of the
+    rows on smaller tables), with AdamW (decoupled `weight_decay`). `cross_entropy` weighs a cross-entropy on
+    the model's p(x_0 | x_t) of each group beside the multinomial KL: both have the same optimum, but the KL
+    barely moves the prediction at high noise, so without it the columns' joint structure is learnt many
+    times slower. Every `eval_every` steps the loss on a `held_out` share of rows is measured with the
+    averaged weights (`ema_decay`); training stops after `patience` checks without improvement and keeps the
+    best weights. The budget is in steps, never in seconds, so a seed gives the same model on a busy machine:
+    the default 2,400 steps are what a fit of the full Adult table ran when it was bounded by a time limit
+    (about 200 s on 2 CPU cores; BENCHMARKS.md). `score_timesteps` are the fractions of the chain at which
+    `score` measures each row's denoising loss.
     """
 
     timesteps: int = 100
     sample_steps: int = 50
-    width: int = 0
-    max_width: int = 512
-    depth: int = 3
+    hidden: tuple[int, ...] = ()
     batch_size: int = 2_048
-    epochs: float = 300.0
+    steps: int = 2_400
     min_steps: int = 500
-    max_steps: int = 2_400
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     ema_decay: float = 0.99
     cross_entropy: float = 12.0
-    held_out: float = 0.1
-    evaluations: int = 20
+    eval_every: int = 120
     patience: int = 5
     score_timesteps: tuple[float, ...] = (0.05, 0.15, 0.3, 0.5)
-    time_limit: float = 540.0
 
     def __post_init__(self) -> None:
+        self.check_training("ddpm")
         if self.timesteps < 2 or self.sample_steps < 0:
             raise BadInputError("ddpm: timesteps must be ≥ 2 and sample_steps ≥ 0")
-        if self.width < 0 or min(self.max_width, self.depth, self.batch_size, self.evaluations) < 1:
-            raise BadInputError("ddpm: width must be ≥ 0; max_width, depth, batch_size and evaluations ≥ 1")
-        if self.epochs <= 0 or self.min_steps < 1 or self.max_steps < self.min_steps:
-            raise BadInputError("ddpm: epochs must be > 0 and 1 ≤ min_steps ≤ max_steps")
-        if self.learning_rate <= 0 or self.weight_decay < 0 or not 0.0 <= self.ema_decay < 1.0:
-            raise BadInputError("ddpm: learning_rate must be > 0, weight_decay ≥ 0, ema_decay in [0, 1)")
-        if not 0.0 < self.held_out < 1.0 or self.patience < 1:
-            raise BadInputError("ddpm: held_out must be between 0 and 1 and patience ≥ 1")
+        if self.hidden and min(self.hidden) < 1:
+            raise BadInputError("ddpm: hidden layer widths must be ≥ 1 (or none: scaled to the table)")
         if not self.score_timesteps or not all(0.0 < f <= 1.0 for f in self.score_timesteps):
             raise BadInputError("ddpm: score_timesteps must be fractions of the chain in (0, 1]")
-        if self.cross_entropy < 0 or self.time_limit <= 0:
-            raise BadInputError("ddpm: cross_entropy must be ≥ 0 and time_limit > 0")
+        if self.cross_entropy < 0:
+            raise BadInputError("ddpm: cross_entropy must be ≥ 0")
 
 
 class _Groups:
@@ -116,17 +107,19 @@ class _Groups:
         return len(self.sizes)
 
     def spread(self, per_group: torch.Tensor) -> torch.Tensor:
-        """n x groups -> n x slots, each group's value repeated over its slots (index_select: much faster on
-        a CPU than advanced indexing)."""
+        """Each group's value repeated over its slots: n x groups -> n x slots.
+
+        Uses index_select: much faster on a CPU than advanced indexing.
+        """
         return per_group.index_select(1, self.group)
 
     def max(self, flat: torch.Tensor) -> torch.Tensor:
-        """n x groups maxima (no gradient)."""
+        """Each group's maximum, n x groups (no gradient)."""
         top = torch.full((len(flat), len(self)), -math.inf, dtype=flat.dtype, device=flat.device)
         return top.scatter_reduce_(1, self.group.expand(len(flat), -1), flat.detach(), "amax")
 
     def sum(self, flat: torch.Tensor) -> torch.Tensor:
-        """n x groups sums."""
+        """Each group's sum, n x groups."""
         return torch.zeros(len(flat), len(self), dtype=flat.dtype, device=flat.device).index_add_(1, self.group, flat)
 
     def log_blend(self, onehot: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -134,7 +127,7 @@ class _Groups:
         return torch.log(keep * onehot + (1 - keep) / self.k)
 
     def logsumexp(self, flat: torch.Tensor) -> torch.Tensor:
-        """n x groups."""
+        """Each group's log-sum-exp, n x groups."""
         top = self.max(flat)
         return top + self.sum((flat - self.spread(top)).exp()).log()
 
@@ -199,8 +192,11 @@ class _Layout:
         )
 
     def split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoded rows -> (raw value columns, flat one-hots). A group left all zero (a category unseen in
-        training) becomes uniform, so such rows still score, and score as atypical."""
+        """Encoded rows -> (raw value columns, flat one-hots).
+
+        A group left all zero (a category unseen in training) becomes uniform, so such rows still score, and
+        score as atypical.
+        """
         onehot = x.index_select(1, self.sources)
         onehot = torch.where(self.flipped, 1.0 - onehot, onehot)
         empty = self.groups.sum(onehot) == 0
@@ -245,8 +241,11 @@ def gaussian_posterior(
 def multinomial_posterior(
     log_x0: torch.Tensor, xt: torch.Tensor, bar_t: torch.Tensor, bar_s: torch.Tensor, groups: _Groups
 ) -> torch.Tensor:
-    """log q(x_s | x_t, x_0) for s < t, x_0 given as (log-)probabilities and x_t as a one-hot:
-    ∝ (α x_t + (1 - α)/K) ⊙ (ᾱ_s x_0 + (1 - ᾱ_s)/K) with α = ᾱ_t / ᾱ_s, normalised in each group."""
+    """The multinomial posterior log q(x_s | x_t, x_0) for s < t.
+
+    With x_0 given as (log-)probabilities and x_t as a one-hot, it is
+    ∝ (α x_t + (1 - α)/K) ⊙ (ᾱ_s x_0 + (1 - ᾱ_s)/K) with α = ᾱ_t / ᾱ_s, normalised in each group.
+    """
     from_0 = torch.logaddexp(bar_s.log() + log_x0, torch.log1p(-bar_s) - groups.log_k)
     return groups.log_normalise(groups.log_blend(xt, bar_t / bar_s) + from_0)
 
@@ -256,7 +255,8 @@ def x0_belief(log_x0: torch.Tensor, xt: torch.Tensor, bar_t: torch.Tensor, group
 
     The predicted x_0 that enters `multinomial_posterior` is not itself p(x_0 | x_t): the reverse step it
     gives equals the mixture of true posteriors under this belief, which is what makes a cross-entropy on
-    the belief share the KL's optimum."""
+    the belief share the KL's optimum.
+    """
     return groups.log_normalise(log_x0 + groups.log_blend(xt, bar_t))
 
 
@@ -283,9 +283,11 @@ def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class _Twist:
-    """Sequential Monte Carlo over a batch of rows: log-weights that track the change in a twisting function
-    (the belief that a row meets the condition), with systematic resampling when the effective sample size
-    drops under half the batch, and always at the end."""
+    """Sequential Monte Carlo over a batch of rows, steering them towards a condition.
+
+    Log-weights track the change in a twisting function (the belief that a row meets the condition), with
+    systematic resampling when the effective sample size drops under half the batch, and always at the end.
+    """
 
     def __init__(self, size: int, device: torch.device) -> None:
         self.log_weight = torch.zeros(size, device=device)
@@ -308,14 +310,17 @@ class _Twist:
 
 
 class _Denoiser(nn.Module):
-    """MLP on (x_t, timestep embedding) -> (Gaussian noise, multinomial x_0 logits), TabDDPM's shape."""
+    """MLP on (x_t, timestep embedding) -> (Gaussian noise, multinomial x_0 logits), TabDDPM's shape.
 
-    def __init__(self, d: int, width: int, depth: int, time_dim: int = 128) -> None:
+    The input and the embedded timestep meet in the first of the `hidden` layers.
+    """
+
+    def __init__(self, d: int, hidden: tuple[int, ...], time_dim: int = 128) -> None:
         super().__init__()
         self.time_dim = time_dim
-        self.time = mlp([time_dim, width, width], activation=nn.SiLU)
-        self.input = nn.Linear(d, width)
-        self.body = mlp([width] * (depth + 1) + [d], activation=nn.SiLU)
+        self.time = mlp([time_dim, hidden[0], hidden[0]], activation=nn.SiLU)
+        self.input = nn.Linear(d, hidden[0])
+        self.body = mlp([*hidden, d], activation=nn.SiLU)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         # Embedded once per distinct timestep: a batch holds at most a few hundred of them.
@@ -332,7 +337,7 @@ class TabularDiffusion(Generator):
     config: DiffusionConfig
     model_: _Denoiser
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
         cfg = self.config
         self._prepare(x.shape[1])
         values, onehot = self.layout_.split(x)
@@ -341,26 +346,16 @@ class TabularDiffusion(Generator):
         values = (values - self.mean_) / self.std_
         self.low_, self.high_ = values.min(dim=0).values, values.max(dim=0).values
         data = torch.cat([values, onehot], dim=1)
-        train, held_out = split_rows(data, cfg.held_out, generator)
+        train_rows, held_out = split_rows(data, cfg.held_out, generator)
         held_out = held_out[:_EVAL_ROWS]
-        width = cfg.width or min(cfg.max_width, 64 * math.ceil(2 * x.shape[1] / 64))
-        batch = min(cfg.batch_size, max(64, len(train) // 8))
-        steps = int(min(cfg.max_steps, max(cfg.min_steps, cfg.epochs * len(train) / batch)))
-        self.model_ = self._network(width)
+        width = min(_MAX_WIDTH, 64 * math.ceil(2 * x.shape[1] / 64))
+        plan = cfg.plan(len(train_rows), min(cfg.batch_size, max(64, len(train_rows) // 8)))
+        self.model_ = self._network(cfg.hidden or (width,) * _DEPTH)
         init_weights(self.model_, generator)
-        self._start_at_marginals(train)
-        self._train(train, held_out, batch, steps, generator)
-
-    def _train(
-        self, train: torch.Tensor, held_out: torch.Tensor, batch: int, steps: int, generator: torch.Generator
-    ) -> None:
-        cfg = self.config
-        model = self.model_
-        average = copy.deepcopy(model).requires_grad_(False)
+        self._start_at_marginals(train_rows)
         optimiser = torch.optim.AdamW(
-            model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True
+            self.model_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, fused=True
         )  # fused: one kernel for all tensors, about 4x faster than the default loop on a CPU
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda step: 1 - step / steps)
         # Fixed noise and timesteps for the held-out loss, so evaluations are comparable.
         eval_seed = int(torch.randint(2**62, (1,), generator=generator, device=self.device_))
         eval_generator = torch.Generator(device=self.device_).manual_seed(eval_seed)
@@ -368,39 +363,35 @@ class TabularDiffusion(Generator):
         eval_rows = held_out.repeat(_EVAL_TIMESTEPS, 1)
         eval_t = t_grid.repeat_interleave(len(held_out))
         eval_noise = self._noise(eval_rows, eval_t, eval_generator)
-        every = max(1, steps // cfg.evaluations)
-        stopping = EarlyStopping(cfg.patience)
-        started = time.perf_counter()
-        for step in range(steps):
-            rows = train[torch.randint(len(train), (batch,), generator=generator, device=train.device)]
-            t = torch.randint(1, cfg.timesteps + 1, (batch,), generator=generator, device=train.device)
-            loss = self._loss(model, rows, t, self._noise(rows, t, generator)).mean()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            update_average(average, model, cfg.ema_decay)
-            if (step + 1) % every and step + 1 < steps:
-                continue
-            with torch.no_grad():
-                held = self._loss(average, eval_rows, eval_t, eval_noise).mean().item() if len(held_out) else -step
-            logger.info("ddpm: step %d/%d, train loss %.4f, held-out loss %.4f", step + 1, steps, loss.item(), held)
-            if stopping.step(held, average):
-                logger.info("ddpm: held-out loss stopped improving; stopping at step %d", step + 1)
-                break
-            if time.perf_counter() - started > cfg.time_limit:
-                message = "ddpm: time limit of %.0f s hit at step %d of %d; the fit will not repeat exactly elsewhere"
-                logger.warning(message, cfg.time_limit, step + 1, steps)
-                break
-        stopping.restore(average)
-        self.model_ = average.eval()
 
-    def _network(self, width: int) -> _Denoiser:
-        return _Denoiser(self.n_values_ + len(self.layout_.flipped), width, self.config.depth).to(self.device_)
+        def batch_loss() -> torch.Tensor:
+            rows = train_rows[torch.randint(len(train_rows), (plan.batch,), generator=generator, device=x.device)]
+            t = torch.randint(1, cfg.timesteps + 1, (plan.batch,), generator=generator, device=x.device)
+            return self._loss(self.model_, rows, t, self._noise(rows, t, generator)).mean()
+
+        def held_out_loss(average: _Denoiser) -> float:
+            return self._loss(average, eval_rows, eval_t, eval_noise).mean().item()
+
+        self.model_, history = train(
+            self.model_,
+            [Update("loss", optimiser, batch_loss)],
+            plan,
+            held_out=held_out_loss if len(held_out) else None,
+            patience=cfg.patience,
+            ema_decay=cfg.ema_decay,
+            name="ddpm",
+        )
+        return history
+
+    def _network(self, hidden: tuple[int, ...]) -> _Denoiser:
+        return _Denoiser(self.n_values_ + len(self.layout_.flipped), hidden).to(self.device_)
 
     def _start_at_marginals(self, train: torch.Tensor) -> None:
-        """Zero the output layer and set the logits' biases to the log frequencies, so the untrained network
-        predicts no noise and every column's marginal: training starts at the right column shapes."""
+        """Zero the output layer and set the logits' biases to the log frequencies.
+
+        The untrained network then predicts no noise and every column's marginal: training starts at the right
+        column shapes.
+        """
         last = self.model_.body[-1]
         assert isinstance(last, nn.Linear)
         with torch.no_grad():
@@ -455,8 +446,10 @@ class TabularDiffusion(Generator):
         return loss
 
     def _reverse(self, n: int, generator: torch.Generator, fixed: tuple[Condition, ...] = ()) -> torch.Tensor:
-        """n rows from the reverse chain (strided to `sample_steps`), in batches of particles twisted towards
-        the `fixed` values."""
+        """Rows, `n` of them, from the reverse chain (strided to `sample_steps`).
+
+        They are drawn in batches of particles twisted towards the `fixed` values.
+        """
         cfg = self.config
         steps = min(cfg.sample_steps or cfg.timesteps, cfg.timesteps)
         path = torch.linspace(cfg.timesteps, 0, steps + 1).round().long().unique_consecutive().tolist()
@@ -509,7 +502,7 @@ class TabularDiffusion(Generator):
         return {
             **weights,
             "width": self.width_,
-            "hidden": self.model_.input.out_features,
+            "hidden": [layer.in_features for layer in self.model_.body if isinstance(layer, nn.Linear)],
             "mean": self.mean_,
             "std": self.std_,
             "low": self.low_,
@@ -519,6 +512,6 @@ class TabularDiffusion(Generator):
     def _load_state(self, state: dict[str, Any]) -> None:
         self._prepare(int(state["width"]))
         self.mean_, self.std_, self.low_, self.high_ = state["mean"], state["std"], state["low"], state["high"]
-        self.model_ = self._network(int(state["hidden"]))
+        self.model_ = self._network(tuple(state["hidden"]))
         self.model_.load_state_dict({k[6:]: v for k, v in state.items() if k.startswith("model.")})
         self.model_.eval()

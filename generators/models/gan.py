@@ -17,10 +17,9 @@ it stops improving and keeps the best checkpoint of a moving average of the gene
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -28,9 +27,9 @@ import torch
 from torch import nn
 
 from generators.base import Generator
-from generators.nn.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
+from generators.nn.dp import DPConfig, SgdPlan, clamp_values, poisson_batch, private_update
 from generators.nn.layers import ConditionVector, OutputLayout, column_major, init_weights, mlp
-from generators.nn.training import EarlyStopping, split_rows, update_average
+from generators.nn.training import History, TrainingConfig, Update, split_rows, train
 from generators.tabular.encoder import Condition, Span
 from generators.tabular.errors import BadInputError
 
@@ -41,21 +40,24 @@ _REFERENCE_BATCH = 500  # CTGAN's batch size, at which `learning_rate` applies
 
 
 @dataclass(frozen=True)
-class GanConfig(DPConfig):
-    """Hyper-parameters; the defaults need no tuning and scale with the table. With `dp_epsilon` set, see
-    `DPConfig` and `GanGenerator._fit_private`.
+class GanConfig(TrainingConfig, DPConfig):
+    """Hyper-parameters; the defaults need no tuning and scale with the table.
 
-    Training runs `epochs` passes over the training rows in batches of `batch_size` (a multiple of `pac`;
-    smaller on small tables), bounded to [`min_steps`, `max_steps`] optimiser steps, so small tables still
-    get enough updates and large ones a bounded time. Every `eval_every` steps `eval_rows` generated rows
-    are compared with the `held_out` share of the rows; training stops after `patience` checks without
-    improvement and keeps the best weights of the moving average (decay `ema`) of the generator.
-    `learning_rate` applies at CTGAN's batch of 500 rows and grows with the square root of the batch.
+    With `dp_epsilon` set, see `DPConfig` and `GanGenerator._fit`.
+
+    Training (see `TrainingConfig`) runs `epochs` passes over the training rows in batches of `batch_size`
+    (a multiple of `pac`; smaller on small tables), within [`min_steps`, `steps`] steps, so small tables
+    still get enough updates and large ones a bounded time; the learning rate stays constant. Every
+    `eval_every` steps `eval_rows` rows of the moving average (`ema_decay`) of the generator are compared
+    with the `held_out` share of the rows; training stops after `patience` checks without improvement and
+    keeps the best average. `learning_rate` applies at CTGAN's batch of 500 rows and grows with the square
+    root of the batch. The generator maps `latent` noise dimensions through `hidden` layers; the critic has
+    `critic_hidden` layers.
     """
 
-    embedding_dim: int = 128
-    generator_dims: tuple[int, ...] = (256, 256)
-    critic_dims: tuple[int, ...] = (128, 128)
+    latent: int = 128
+    hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (128, 128)
     pac: int = 10
     batch_size: int = 1000
     learning_rate: float = 2e-4
@@ -63,37 +65,32 @@ class GanConfig(DPConfig):
     weight_decay: float = 1e-6
     gradient_penalty: float = 10.0
     temperature: float = 0.2
-    ema: float = 0.99
-    epochs: int = 300
+    ema_decay: float = 0.99
+    steps: int = 3000
     min_steps: int = 1000
-    max_steps: int = 3000
-    held_out: float = 0.1
     eval_every: int = 100
     eval_rows: int = 5000
-    patience: int = 10
     value_bins: int = 10
 
     def __post_init__(self) -> None:
+        self.check_training("gan")
         self.check_privacy("gan")
-        sizes = (self.embedding_dim, self.pac, self.batch_size, self.epochs, *self.generator_dims, *self.critic_dims)
-        if not self.generator_dims or not self.critic_dims or min(sizes) < 1:
-            raise BadInputError("gan: embedding_dim, pac, batch_size, epochs and the layer sizes must be ≥ 1")
+        sizes = (self.latent, self.pac, *self.hidden, *self.critic_hidden)
+        if not self.hidden or not self.critic_hidden or min(sizes) < 1:
+            raise BadInputError("gan: latent, pac and the layer sizes must be ≥ 1")
         if self.batch_size % self.pac:
             raise BadInputError("gan: batch_size must be a multiple of pac")
-        if not 1 <= self.min_steps <= self.max_steps:
-            raise BadInputError("gan: need 1 ≤ min_steps ≤ max_steps")
-        if not 0.0 < self.held_out < 1.0 or not 0.0 <= self.ema < 1.0:
-            raise BadInputError("gan: held_out must be in (0, 1) and ema in [0, 1)")
-        if self.learning_rate <= 0 or self.temperature <= 0 or self.gradient_penalty < 0:
-            raise BadInputError("gan: learning_rate and temperature must be > 0, gradient_penalty ≥ 0")
-        if min(self.eval_every, self.eval_rows, self.patience, self.value_bins) < 1:
-            raise BadInputError("gan: eval_every, eval_rows, patience and value_bins must be ≥ 1")
+        if self.temperature <= 0 or self.gradient_penalty < 0:
+            raise BadInputError("gan: temperature must be > 0 and gradient_penalty ≥ 0")
+        if min(self.eval_rows, self.value_bins) < 1:
+            raise BadInputError("gan: eval_rows and value_bins must be ≥ 1")
 
 
 class _Generator(nn.Module):
-    """Noise and conditional vector -> raw (pre-activation) encoded row: linear layers with batch norm and
-    ReLU (CTGAN concatenates each block's input to its output; plain blocks learn as well here, for less
-    compute)."""
+    """Noise and conditional vector -> raw (pre-activation) encoded row: linear layers with batch norm and ReLU.
+
+    CTGAN concatenates each block's input to its output; plain blocks learn as well here, for less compute.
+    """
 
     def __init__(self, inputs: int, dims: tuple[int, ...], outputs: int) -> None:
         super().__init__()
@@ -109,8 +106,10 @@ class _Generator(nn.Module):
 
 
 class _Critic(nn.Module):
-    """PacGAN critic: one score per pack of `pac` consecutive rows (each with its conditional vector), so it
-    sees the spread of a few rows at once, which penalises a generator that collapses onto a few modes."""
+    """PacGAN critic: one score per pack of `pac` consecutive rows (each with its conditional vector).
+
+    It sees the spread of a few rows at once, which penalises a generator that collapses onto a few modes.
+    """
 
     def __init__(self, inputs: int, dims: tuple[int, ...], pac: int) -> None:
         super().__init__()
@@ -130,59 +129,12 @@ class GanGenerator(Generator):
     generator_: _Generator
     critic_: _Critic
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        if self.config.dp_epsilon is not None:
-            self._fit_private(x, generator)
-            return
-        cfg = self.config
-        self._build(x.device)
-        train, held_out = split_rows(x, cfg.held_out, generator)
-        if not len(held_out):  # a handful of rows: compare with the training rows themselves
-            held_out = train
-        self.conditions_.fit(train)
-        self.frequencies_ = slot_frequencies(self.conditions_, train)
-        proxy = FidelityProxy(self._fitted_encoder().layout_, held_out, cfg.value_bins)
-        for module in (self.generator_, self.critic_):
-            init_weights(module, generator)
-        average = copy.deepcopy(self.generator_).eval()  # only ever evaluated: batch norm uses its statistics
-        batch = min(cfg.batch_size, cfg.pac * math.ceil(len(train) / cfg.pac))
-        steps = min(max(cfg.epochs * math.ceil(len(train) / batch), cfg.min_steps), cfg.max_steps)
-        lr = cfg.learning_rate * math.sqrt(batch / _REFERENCE_BATCH)
-        optimisers = [
-            torch.optim.Adam(m.parameters(), lr, cfg.betas, weight_decay=cfg.weight_decay, foreach=True)
-            for m in (self.generator_, self.critic_)
-        ]
-        eval_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-        stopping = EarlyStopping(cfg.patience)
-        logger.info(
-            "gan: %d training rows, %d held out, batch %d, up to %d steps", len(train), len(held_out), batch, steps
-        )
-        for step in range(1, steps + 1):
-            c_loss, g_loss = self._step(train, batch, optimisers, generator)
-            update_average(average, self.generator_, min(cfg.ema, step / (step + 10)))  # early weights fade fast
-            if step % cfg.eval_every and step != steps:
-                continue
-            distance = proxy.distance(self._generate(average, cfg.eval_rows, self._torch_generator(eval_seed)))
-            logger.info(
-                "gan: step %d/%d, critic loss %.3f, generator loss %.3f, held-out distance %.4f",
-                step,
-                steps,
-                float(c_loss),
-                float(g_loss),
-                distance,
-            )
-            if stopping.step(distance, average):
-                logger.info("gan: no improvement in %d checks, stopped at step %d", cfg.patience, step)
-                break
-        stopping.restore(average)
-        self.generator_ = average
-        self.critic_.eval()
-        self.steps_ = step
-        self.held_out_distance_ = stopping.best
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
+        """Train critic and generator in turns on one fake batch a step (see the module's notes).
 
-    def _fit_private(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        """DP-SGD on the critic, the only network that reads real rows; the generator learns only through
-        the critic, so its updates are post-processing. What differs from `_fit`, and why:
+        A DP fit (`dp_epsilon` set) takes DP-SGD steps on the critic, the only network that reads real rows;
+        the generator learns only through the critic, so its updates are post-processing. What differs, and
+        why:
 
         - each step's real rows are a Poisson sample, and every real row is paired with one fake row made
           under the real row's own value of a randomly picked discrete column; the pair's WGAN-GP loss,
@@ -192,78 +144,102 @@ class GanGenerator(Generator):
           every pack after it, so `pac` is taken as 1;
         - the generator's conditions, and the slot frequencies sampling draws from, come from the encoder's
           noisy counts (training-by-sampling reads raw counts);
-        - a fixed number of steps and the final moving average of the generator are kept: stopping and
-          checkpoints chosen on held-out rows would spend budget."""
+        - the planned number of steps and the final moving average of the generator are kept: stopping and
+          checkpoints chosen on held-out rows would spend budget.
+        """
         cfg = self.config
-        x = clamp_values(x, self._fitted_encoder().layout_)
+        encoder = self._fitted_encoder()
+        private = cfg.dp_epsilon is not None
+        if private:
+            x = clamp_values(x, encoder.layout_)
         self._build(x.device)
-        self.frequencies_ = noisy_slot_frequencies(self.conditions_, self._fitted_encoder().noisy_counts_, x.device)
+        if private:
+            training = x
+            self.frequencies_ = noisy_slot_frequencies(self.conditions_, encoder.noisy_counts_, x.device)
+        else:
+            training, held_out = split_rows(x, cfg.held_out, generator)
+            if not len(held_out):  # a handful of rows: compare with the training rows themselves
+                held_out = training
+            self.conditions_.fit(training)
+            self.frequencies_ = slot_frequencies(self.conditions_, training)
+            proxy = FidelityProxy(encoder.layout_, held_out, cfg.value_bins)
         for module in (self.generator_, self.critic_):
             init_weights(module, generator)
-        average = copy.deepcopy(self.generator_).eval()
-        batch = min(cfg.batch_size, len(x))
-        steps = min(max(cfg.epochs * math.ceil(len(x) / batch), cfg.min_steps), cfg.max_steps)
-        plan = SgdPlan.plan(cfg, len(x), batch, steps)
-        lr = cfg.learning_rate * math.sqrt(batch / _REFERENCE_BATCH)
-        g_opt, c_adam = (
-            torch.optim.Adam(m.parameters(), lr, cfg.betas, weight_decay=cfg.weight_decay)
+        pac = self.critic_.pac
+        plan = cfg.plan(len(training), min(cfg.batch_size, pac * math.ceil(len(training) / pac)))
+        lr = cfg.learning_rate * math.sqrt(plan.batch / _REFERENCE_BATCH)
+        g_opt, c_opt = (
+            torch.optim.Adam(m.parameters(), lr, cfg.betas, weight_decay=cfg.weight_decay, foreach=True)
             for m in (self.generator_, self.critic_)
         )
-        c_opt = plan.optimiser(c_adam, generator)
-        logger.info(
-            "gan: DP-SGD on the critic, %d steps at sample rate %.4f, noise multiplier %.3f",
-            steps,
-            plan.sample_rate,
-            plan.noise_multiplier,
+        drawn: list[torch.Tensor] = []  # the step's raw outputs, fake rows and conditions, for the generator
+
+        def critic_batch_loss() -> torch.Tensor:
+            """The critic's loss on a training-by-sampling batch; its fake rows serve the generator's step too."""
+            cond, rows = self.conditions_.sample(plan.batch, generator)
+            drawn[:] = [*self._fake(cond, generator), cond]
+            real = torch.cat([training[rows], cond], 1)
+            return critic_loss(self.critic_, real, drawn[1].detach(), cfg.gradient_penalty, generator)
+
+        def generator_loss() -> torch.Tensor:
+            if private:  # the critic's pairs are its own; conditions drawn as sampling draws them
+                slots = torch.multinomial(self.frequencies_, plan.batch, replacement=True, generator=generator)
+                cond = self.conditions_.one_hot(slots[:, None])
+                drawn[:] = [*self._fake(cond, generator), cond]
+            raw, fake, cond = drawn
+            return -self.critic_(fake).mean() + conditional_loss(raw, cond, self.conditions_)
+
+        held: Callable[[_Generator], float] | None = None
+
+        if private:
+            sgd = SgdPlan.plan(cfg, len(training), plan.batch, plan.steps)
+            logger.info(
+                "gan: DP-SGD on the critic, %d steps at sample rate %.4f, noise multiplier %.3f",
+                plan.steps,
+                sgd.sample_rate,
+                sgd.noise_multiplier,
+            )
+
+            def pairs() -> tuple[torch.Tensor, ...]:
+                rows = poisson_batch(training, sgd.sample_rate, generator)
+                cond = self.conditions_.own_values(rows, generator)
+                fakes = self._fake(cond, generator)[1].detach()
+                alpha = torch.rand(len(rows), 1, generator=generator, device=x.device)
+                return torch.cat([rows, cond], 1), fakes, alpha
+
+            def pair_loss(critic: _Critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+                return critic_pair_loss(critic, real, fake, alpha, cfg.gradient_penalty)
+
+            critic = private_update("critic", sgd, c_opt, self.critic_, pair_loss, pairs, generator)
+        else:
+            critic = Update("critic", c_opt, critic_batch_loss)
+            eval_seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+
+            def distance(average: _Generator) -> float:
+                """How far a sample of the average is from the held-out rows (lower is better)."""
+                return proxy.distance(self._generate(average, cfg.eval_rows, self._torch_generator(eval_seed)))
+
+            held = distance
+        logger.info("gan: %d training rows, batch %d, up to %d steps", len(training), plan.batch, plan.steps)
+        self.generator_, history = train(
+            self.generator_,
+            [critic, Update("generator", g_opt, generator_loss)],
+            plan,
+            held_out=held,
+            patience=cfg.patience,
+            ema_decay=cfg.ema_decay,
+            decay=False,
+            name="gan",
         )
-
-        def pair_loss(critic: _Critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-            return critic_pair_loss(critic, real, fake, alpha, cfg.gradient_penalty)
-
-        for step in range(1, steps + 1):
-            rows = poisson_batch(x, plan.sample_rate, generator)
-            cond = self.conditions_.own_values(rows, generator)
-            fake = self._fake(cond, generator)[1].detach()
-            alpha = torch.rand(len(rows), 1, generator=generator, device=x.device)
-            grads = per_row_gradients(self.critic_, pair_loss, torch.cat([rows, cond], 1), fake, alpha)
-            private_step(c_opt, self.critic_, grads)
-            slots = torch.multinomial(self.frequencies_, batch, replacement=True, generator=generator)
-            cond = self.conditions_.one_hot(slots[:, None])
-            raw, fake = self._fake(cond, generator)
-            g_loss = -self.critic_(fake).mean() + conditional_loss(raw, cond, self.conditions_)
-            g_opt.zero_grad(set_to_none=True)
-            g_loss.backward()
-            g_opt.step()
-            update_average(average, self.generator_, min(cfg.ema, step / (step + 10)))
-        self.generator_ = average
         self.critic_.eval()
-        self.steps_ = steps
-        self.privacy_spent_ = plan.spent(steps)
+        if private:
+            self.privacy_spent_ = sgd.spent(history.steps)
+        return history
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """The generator's raw outputs under `cond`, and the fake rows with conditions as the critic reads them."""
         raw = self.generator_(self._noise(cond, generator))
         return raw, torch.cat([straight_through(raw, self.outputs_, self.config.temperature), cond], 1)
-
-    def _step(
-        self, train: torch.Tensor, batch: int, optimisers: Sequence[torch.optim.Optimizer], generator: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One critic and one generator update on a training-by-sampling batch; the fake rows, drawn once,
-        serve both. Returns the two losses (detached; read only when logged, so a GPU is never waited on)."""
-        g_opt, c_opt = optimisers
-        cond, rows = self.conditions_.sample(batch, generator)
-        raw = self.generator_(self._noise(cond, generator))
-        fake = torch.cat([straight_through(raw, self.outputs_, self.config.temperature), cond], 1)
-        real = torch.cat([train[rows], cond], 1)
-        c_loss = critic_loss(self.critic_, real, fake.detach(), self.config.gradient_penalty, generator)
-        c_opt.zero_grad(set_to_none=True)
-        c_loss.backward()
-        c_opt.step()
-        g_loss = -self.critic_(fake).mean() + conditional_loss(raw, cond, self.conditions_)
-        g_opt.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_opt.step()
-        return c_loss.detach(), g_loss.detach()
 
     def _build(self, device: torch.device) -> None:
         """The output layout, the conditional vector and the two networks (weights not yet drawn)."""
@@ -271,22 +247,25 @@ class GanGenerator(Generator):
         encoder = self._fitted_encoder()
         self.outputs_ = OutputLayout(encoder.layout_, device)
         self.conditions_ = ConditionVector(encoder.layout_, device)
-        inputs = cfg.embedding_dim + self.conditions_.width
-        self.generator_ = _Generator(inputs, cfg.generator_dims, encoder.width_).to(device)
-        pac = 1 if cfg.dp_epsilon is not None else cfg.pac  # see `_fit_private`
-        self.critic_ = _Critic(encoder.width_ + self.conditions_.width, cfg.critic_dims, pac).to(device)
+        inputs = cfg.latent + self.conditions_.width
+        self.generator_ = _Generator(inputs, cfg.hidden, encoder.width_).to(device)
+        pac = 1 if cfg.dp_epsilon is not None else cfg.pac  # see `_fit`
+        self.critic_ = _Critic(encoder.width_ + self.conditions_.width, cfg.critic_hidden, pac).to(device)
 
     def _noise(self, cond: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        z = torch.randn(len(cond), self.config.embedding_dim, generator=generator, device=cond.device)
+        z = torch.randn(len(cond), self.config.latent, generator=generator, device=cond.device)
         return torch.cat([z, cond], 1)
 
     @torch.no_grad()
     def _generate(
         self, model: _Generator, n: int, generator: torch.Generator, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Encoded rows from `model`; conditional vectors drawn as in the data unless given (a discrete column
-        picked uniformly, its value by frequency), which undoes the log-frequency bias of training. The
-        logits are computed column-major, which `hard_outputs` reads fastest."""
+        """Encoded rows from `model`; conditional vectors drawn as in the data unless given.
+
+        Drawing as in the data (a discrete column picked uniformly, its value by frequency) undoes the
+        log-frequency bias of training. The logits are computed column-major, which `hard_outputs` reads
+        fastest.
+        """
         if cond is None and not self.conditions_.columns:
             cond = torch.zeros(n, 0, device=self.device_)
         elif cond is None:
@@ -302,8 +281,10 @@ class GanGenerator(Generator):
         return self._generate(self.generator_, n, generator, self.conditions_.from_conditions(fixed, n))
 
     def _score(self, x: torch.Tensor) -> torch.Tensor:
-        """The critic's score of a pack of copies of the row, averaged over the row's own values of every
-        discrete column as the condition: higher looks more real."""
+        """The critic's score of a pack of copies of the row: higher looks more real.
+
+        The score is averaged over the row's own values of every discrete column as the condition.
+        """
         pac = self.critic_.pac
         scores = []
         for chunk in x.split(_SCORE_CHUNK):
@@ -332,8 +313,10 @@ class GanGenerator(Generator):
 
 
 def slot_frequencies(conditions: ConditionVector, x: torch.Tensor) -> torch.Tensor:
-    """Probability of each conditional-vector slot when a discrete column is picked uniformly and its value
-    by its frequency in `x`: how conditions are drawn at sampling time."""
+    """Probability of each conditional-vector slot as conditions are drawn at sampling time.
+
+    That is, when a discrete column is picked uniformly and its value by its frequency in `x`.
+    """
     slots = conditions.slots(x)
     counts = torch.bincount(slots[slots >= 0], minlength=conditions.width).to(x.dtype)
     column = torch.repeat_interleave(torch.arange(conditions.columns, device=x.device), conditions.widths)
@@ -353,9 +336,12 @@ def noisy_slot_frequencies(conditions: ConditionVector, counts: dict[str, Any], 
 
 
 def hard_outputs(logits: torch.Tensor, outputs: OutputLayout) -> torch.Tensor:
-    """The encoded rows that raw generator outputs stand for, with no sampling: tanh values, 0/1 flags, and
-    a one-hot of the largest logit of every group. Works on the transposed logits, group by group, so
-    pass column-major logits (see `column_major`) to spare a transposing copy."""
+    """The encoded rows that raw generator outputs stand for, with no sampling.
+
+    That is tanh values, 0/1 flags, and a one-hot of the largest logit of every group. Works on the
+    transposed logits, group by group, so pass column-major logits (see `column_major`) to spare a
+    transposing copy.
+    """
     columns = logits.T.contiguous()
     out = torch.empty_like(columns)
     out[outputs.values] = columns[outputs.values].tanh()
@@ -367,14 +353,16 @@ def hard_outputs(logits: torch.Tensor, outputs: OutputLayout) -> torch.Tensor:
 
 
 def straight_through(raw: torch.Tensor, outputs: OutputLayout, temperature: float) -> torch.Tensor:
-    """`hard_outputs` in the forward pass; in the backward one, the gradient of a softmax (of a sigmoid, for
-    flags) at `temperature`.
+    """`hard_outputs` in the forward pass; in the backward one, the gradient of a softmax at `temperature`.
+
+    For flags the backward pass takes the gradient of a sigmoid instead.
 
     CTGAN adds Gumbel noise before its softmax instead, which draws each column's category with noise of
     its own: given the generator's hidden state, two columns are then independent, and related columns
     (Adult's relationship and marital status, education and its number) only come out related once the
     generator has learned logits sharp enough to drown the noise. Without the noise the input noise `z`
-    carries all randomness, and related columns are related from the start."""
+    carries all randomness, and related columns are related from the start.
+    """
     soft = outputs.activate((raw / temperature).index_copy(1, outputs.values, raw[:, outputs.values]))
     return soft + (hard_outputs(raw.detach(), outputs) - soft).detach()
 
@@ -382,8 +370,11 @@ def straight_through(raw: torch.Tensor, outputs: OutputLayout, temperature: floa
 def critic_loss(
     critic: _Critic, real: torch.Tensor, fake: torch.Tensor, penalty: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """WGAN-GP critic loss: fake minus real scores, plus `penalty` times the squared distance from 1 of the
-    gradient norm at random pack-wise interpolations between the real and fake rows."""
+    """WGAN-GP critic loss: fake minus real scores, plus `penalty` times a gradient penalty.
+
+    The penalty is the squared distance from 1 of the gradient norm at random pack-wise interpolations
+    between the real and fake rows.
+    """
     loss = critic(fake).mean() - critic(real).mean()
     if not penalty:
         return loss
@@ -398,9 +389,11 @@ def critic_loss(
 def critic_pair_loss(
     critic: _Critic, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor, penalty: float
 ) -> torch.Tensor:
-    """`critic_loss` of one (real, fake) pair (a critic with `pac` 1), summed, at interpolation `alpha`: the
-    unit a DP fit clips. The penalty's gradient is taken with `torch.func` so the pair's loss can itself be
-    differentiated per pair under `vmap`."""
+    """`critic_loss` of one (real, fake) pair, the unit a DP fit clips.
+
+    The pair is scored by a critic with `pac` 1, summed, at interpolation `alpha`. The penalty's gradient is
+    taken with `torch.func` so the pair's loss can itself be differentiated per pair under `vmap`.
+    """
     loss = critic(fake).sum() - critic(real).sum()
     if not penalty:
         return loss
@@ -409,8 +402,10 @@ def critic_pair_loss(
 
 
 def conditional_loss(raw: torch.Tensor, cond: torch.Tensor, conditions: ConditionVector) -> torch.Tensor:
-    """Cross-entropy of the generator's output for each row's conditioned column against the requested value
-    (the other columns are left free), averaged over the batch."""
+    """Cross-entropy of the generator's output for each row's conditioned column against the requested value.
+
+    The other columns are left free; the loss is averaged over the batch.
+    """
     total = raw.new_zeros(())
     for span, offset in zip(conditions.spans, conditions.offsets.tolist(), strict=True):
         block = raw[:, span.start : span.stop]

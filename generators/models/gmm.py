@@ -14,6 +14,7 @@ import torch
 
 from generators.base import Generator
 from generators.nn.mixture import GaussianMixtureConfig, Mixture, fit_mixture
+from generators.nn.training import History
 from generators.tabular.encoder import Span
 
 logger = logging.getLogger(__name__)
@@ -26,10 +27,12 @@ class GaussianMixtureGenerator(Generator):
     config_class: ClassVar[type[Any]] = GaussianMixtureConfig
     config: GaussianMixtureConfig
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        self.mixture_ = fit_mixture(x, self.config, generator)
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
+        """EM, its number of components chosen on held-out rows; the history is the final EM run's."""
+        self.mixture_, history = fit_mixture(x, self.config, generator)
         self.shares_ = torch.cat([x[:, span.start : span.start + span.width].mean(dim=0) for span in self._groups()])
-        logger.info("gmm: %d components", len(self.mixture_.weights))
+        logger.info("gmm: %d components, %d EM iterations", len(self.mixture_.weights), history.steps)
+        return history
 
     def _groups(self) -> list[Span]:
         """The one-hot groups (categories, numbers' modes) whose level `_sample` assigns by quota."""
@@ -51,8 +54,9 @@ class GaussianMixtureGenerator(Generator):
 
 
 def assign_by_quota(x: torch.Tensor, groups: list[Span], shares: torch.Tensor) -> torch.Tensor:
-    """Each one-hot group's level chosen so that every level gets its training share of the rows, rarest
-    level first, each taking the rows that favour it most over their best other level.
+    """Each one-hot group's level chosen so that every level gets its training share of the rows.
+
+    Levels are assigned rarest first, each taking the rows that favour it most over their best other level.
 
     A mixture's one-hot outputs are Gaussian: argmax hands a level held by 14 rows in 32,561 to almost
     nobody, so rare categories vanished. Quotas keep every level (Adult, 12,000 rows: quality 0.961 ->

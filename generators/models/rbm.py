@@ -10,12 +10,15 @@ Training follows the free energy's gradient (closed form, centred on the data's 
 means, which conditions it far better) with the model's statistics taken from persistent chains (PCD:
 fantasy particles that keep moving between updates, all of them vectorised on the device). Once the
 held-out rows' pseudo-log-likelihood of their discrete units stops improving, the learning rate is
-annealed to zero and training ends. Sampling continues the fantasy particles in many parallel chains: a
-burn-in, then one draw every few sweeps; conditions are native, by clamping the conditioned units.
+annealed to zero and training ends (each update is one step of the shared loop, `generators.nn.training.train`,
+whose update writes the closed-form gradient itself). Sampling continues the fantasy particles in many
+parallel chains: a burn-in, then one draw every few sweeps; conditions are native, by clamping the
+conditioned units.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable
@@ -27,7 +30,7 @@ from torch import nn
 
 from generators.base import Generator
 from generators.nn.layers import OutputLayout
-from generators.nn.training import minibatches, schedule, split_rows
+from generators.nn.training import History, TrainingConfig, Update, batch_for, minibatches, split_rows, train
 from generators.tabular.encoder import Condition
 from generators.tabular.errors import BadInputError
 
@@ -36,47 +39,45 @@ logger = logging.getLogger(__name__)
 _HELD_OUT_ROWS = (64, 500)  # the pseudo-log-likelihood's held-out rows: fewer for wide tables, within these
 _PLL_COST = 2**27  # rows x discrete units x hidden units of one pseudo-log-likelihood evaluation
 _BLOCK = 2**22  # elements of the largest tensor the pseudo-log-likelihood builds
-_MIN_GAIN = 1e-3  # relative gain of the held-out pseudo-log-likelihood that counts as an improvement
 _MIN_PATIENCE_STEPS = 500  # tiny tables have tiny epochs: wait at least this many updates for a gain
 _OFFSET_RATE = 0.01  # of the hidden offset's running mean
 _LOG_VARIANCE_RANGE = (math.log(1e-2), math.log(4.0))  # of the standardised Gaussian units
 
 
 @dataclass(frozen=True)
-class RBMConfig:
+class RBMConfig(TrainingConfig):
     """Hyper-parameters; the defaults need no tuning and scale with the table.
 
-    `hidden`: hidden units (0: twice the encoded width, at most 512 and an eighth of the rows, at least 64).
-    About `steps` updates on batches of up to `max_batch` rows (see `generators.nn.schedule`), each after
-    `gibbs_steps` sweeps of `chains` persistent chains (0: twice the batch). The learning rate decays
-    linearly to zero; once the pseudo-log-likelihood of the `held_out` rows has not improved for `patience`
-    epochs (and at least 500 updates), it is annealed to zero over as many epochs again and training ends.
-    Sampling runs up to `sample_chains` chains started from the persistent ones: `burn_in` sweeps, then a
-    draw every `thinning` sweeps.
+    `hidden`: the one hidden layer's units, as a one-item list (empty: twice the encoded width, at most 512
+    and an eighth of the rows, at least 64). Training (see `TrainingConfig`): batches are a 20th of the rows
+    within [64, `batch_size`], each update after `gibbs_steps` sweeps of `chains` persistent chains (0: twice
+    the batch); the learning rate decays linearly to zero; once the pseudo-log-likelihood of the `held_out`
+    rows has not improved for `patience` epochs (and at least 500 updates), it is annealed to zero over as
+    many epochs again and training ends. Sampling runs up to `sample_chains` chains started from the
+    persistent ones: `burn_in` sweeps, then a draw every `thinning` sweeps.
     """
 
-    hidden: int = 0
+    hidden: tuple[int, ...] = ()
     steps: int = 4000
-    max_batch: int = 256
+    batch_size: int = 256
     chains: int = 0
     gibbs_steps: int = 1
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    held_out: float = 0.1
-    patience: int = 10
     burn_in: int = 50
     thinning: int = 5
     sample_chains: int = 4096
 
     def __post_init__(self) -> None:
-        if self.hidden < 0 or self.chains < 0:
-            raise BadInputError("rbm: hidden and chains must be ≥ 0 (0 scales them with the table)")
-        if min(self.steps, self.max_batch, self.gibbs_steps, self.patience, self.sample_chains) < 1:
-            raise BadInputError("rbm: steps, max_batch, gibbs_steps, patience and sample_chains must be ≥ 1")
+        self.check_training("rbm")
+        if len(self.hidden) > 1 or min(self.hidden, default=1) < 1:
+            raise BadInputError("rbm: hidden is one layer: a list of one size ≥ 1 (or empty: scaled to the table)")
+        if self.chains < 0:
+            raise BadInputError("rbm: chains must be ≥ 0 (0 scales them with the batch)")
+        if min(self.gibbs_steps, self.sample_chains) < 1:
+            raise BadInputError("rbm: gibbs_steps and sample_chains must be ≥ 1")
         if self.burn_in < 0 or self.thinning < 1:
             raise BadInputError("rbm: burn_in must be ≥ 0 and thinning ≥ 1")
-        if self.learning_rate <= 0 or self.weight_decay < 0 or not 0.0 <= self.held_out < 1.0:
-            raise BadInputError("rbm: learning_rate must be > 0, weight_decay ≥ 0 and held_out in [0, 1)")
 
 
 class _RBM(nn.Module):
@@ -116,8 +117,11 @@ class _RBM(nn.Module):
 
 
 def free_energy(rbm: _RBM, v: torch.Tensor) -> torch.Tensor:
-    """F(v) = Σ_g (v_g − b_g)²/2σ_g² − b_d·(v_d − μ_d) + λ·a − Σ softplus(a), a = c + (ṽ − μ)W, per row
-    (g: Gaussian units, d: the others)."""
+    """The free energy F(v) of each row.
+
+    F(v) = Σ_g (v_g − b_g)²/2σ_g² − b_d·(v_d − μ_d) + λ·a − Σ softplus(a), a = c + (ṽ − μ)W, per row
+    (g: Gaussian units, d: the others).
+    """
     b, g = rbm.visible_bias, rbm.gaussian
     quadratic = ((v[:, g] - b[g]).square() * (-rbm.log_variance).exp()).sum(dim=1)
     shifted = v - rbm.visible_offset
@@ -126,10 +130,12 @@ def free_energy(rbm: _RBM, v: torch.Tensor) -> torch.Tensor:
     return 0.5 * quadratic - linear + a @ rbm.hidden_offset - nn.functional.softplus(a).sum(dim=1)
 
 
-def contrastive_gradients(rbm: _RBM, positive: torch.Tensor, negative: torch.Tensor) -> float:
-    """Write the gradient of mean F(positive) − mean F(negative) into the parameters' `.grad` (closed form,
-    the chains' centred statistics less the data's: no autograd, no softplus); return the squared distance
-    between the two sides' visible means, a cheap progress signal for the log."""
+def contrastive_gradients(rbm: _RBM, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+    """Write the gradient of mean F(positive) − mean F(negative) into the parameters' `.grad`.
+
+    The gradient is in closed form, the chains' centred statistics less the data's: no autograd, no softplus.
+    Returns the squared distance between the two sides' visible means, a cheap progress signal for the history.
+    """
     b, g = rbm.visible_bias, rbm.gaussian
     precision = (-rbm.log_variance).exp()
     sides = []
@@ -141,12 +147,14 @@ def contrastive_gradients(rbm: _RBM, positive: torch.Tensor, negative: torch.Ten
     (pw, pb, pc, pz), (nw, nb, nc, nz) = sides
     rbm.weight.grad, rbm.visible_bias.grad, rbm.hidden_bias.grad = nw - pw, nb - pb, nc - pc
     rbm.log_variance.grad = pz - nz
-    return float((positive.mean(dim=0) - negative.mean(dim=0)).square().sum())
+    return (positive.mean(dim=0) - negative.mean(dim=0)).square().sum()
 
 
 def move_hidden_offset(rbm: _RBM, positive: torch.Tensor, rate: float) -> None:
-    """λ ← λ + rate (mean p(h | data) − λ), with the visible biases compensated (b ← b + WΔλ) so the
-    model's distribution stays the same."""
+    """Move the hidden offset: λ ← λ + rate (mean p(h | data) − λ).
+
+    The visible biases are compensated (b ← b + WΔλ) so the model's distribution stays the same.
+    """
     step = rate * (rbm.hidden_logits(positive).sigmoid().mean(dim=0) - rbm.hidden_offset)
     rbm.hidden_offset.add_(step)
     rbm.visible_bias.add_(rbm.weight @ step)
@@ -170,9 +178,11 @@ def gibbs(
 
 
 def pseudo_log_likelihood(rbm: _RBM, layout: OutputLayout, v: torch.Tensor) -> torch.Tensor:
-    """Σ log p(unit | all other units) per row over the discrete units: each softmax group against its
-    other slots, each flag against its flip (free-energy differences, so exact). Wide groups are taken a
-    block of slots at a time, so memory stays bounded."""
+    """Σ log p(unit | all other units) per row over the discrete units.
+
+    Each softmax group is scored against its other slots, each flag against its flip (free-energy differences,
+    so exact). Wide groups are taken a block of slots at a time, so memory stays bounded.
+    """
     w, b, offset = rbm.weight, rbm.visible_bias, rbm.hidden_offset
     a = rbm.hidden_logits(v)
     block = max(1, _BLOCK // (len(v) * w.shape[1]))
@@ -203,27 +213,11 @@ def _bernoulli(p: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def _visible_sample(rbm: _RBM, layout: OutputLayout, logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """v ~ p(v | h): a slot per softmax group, a bit per flag, N(mean, σ²) per Gaussian unit."""
+    """Visible units v ~ p(v | h): a slot per softmax group, a bit per flag, N(mean, σ²) per Gaussian unit."""
     v = layout.sample(logits, generator=generator)
     mean = logits[:, rbm.gaussian]
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     return v.index_copy(1, rbm.gaussian, mean + noise * (0.5 * rbm.log_variance).exp())
-
-
-class _Annealing:
-    """The learning-rate factor: a linear decay to zero over the planned steps, or, once `finish` is
-    called (the held-out signal has stopped improving), from its value then to zero over the steps left.
-    Ending at a small rate lets the persistent chains settle into the final model's equilibrium, which is
-    what sampling draws from (stopping at a high rate leaves visibly wrong marginals)."""
-
-    def __init__(self, steps: int) -> None:
-        self.start, self.value, self.length = 0, 1.0, max(steps, 1)
-
-    def __call__(self, step: int) -> float:
-        return self.value * max(0.0, 1 - (step - self.start) / self.length)
-
-    def finish(self, step: int, remaining: int) -> None:
-        self.start, self.value, self.length = step, self(step), max(remaining, 1)
 
 
 class RBMGenerator(Generator):
@@ -233,60 +227,65 @@ class RBMGenerator(Generator):
     config_class: ClassVar[type[Any]] = RBMConfig
     config: RBMConfig
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
         cfg = self.config
         self.layout_ = OutputLayout(self._fitted_encoder().layout_, self.device_)
         self._fit_scales(x)
         v = self._standardise(x)
-        hidden = cfg.hidden or min(512, 2 * x.shape[1], max(64, len(x) // 8))
+        hidden = cfg.hidden[0] if cfg.hidden else min(512, 2 * x.shape[1], max(64, len(x) // 8))
         self.rbm_ = _RBM(x.shape[1], hidden, self.layout_.values).to(self.device_)
         self._initialise(v, generator)
-        train, held = split_rows(v, cfg.held_out, generator)
+        train_rows, held = split_rows(v, cfg.held_out, generator)
         cost = (len(self.layout_.flags) + int(self.layout_.mask.sum())) * hidden
         held = held[: min(_HELD_OUT_ROWS[1], max(_HELD_OUT_ROWS[0], _PLL_COST // max(cost, 1)))]
-        batch, epochs = schedule(len(train), cfg.steps, cfg.max_batch)
-        per_epoch = max(1, round(len(train) / batch))
+        plan = cfg.plan(len(train_rows), batch_for(len(train_rows), cfg.batch_size))
         chains = _visible_sample(
-            self.rbm_, self.layout_, self.rbm_.visible_bias.detach().expand(cfg.chains or 2 * batch, -1), generator
+            self.rbm_, self.layout_, self.rbm_.visible_bias.detach().expand(cfg.chains or 2 * plan.batch, -1), generator
         )
         optimiser = torch.optim.Adam(self.rbm_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        annealing = _Annealing(epochs * per_epoch)
-        decay = torch.optim.lr_scheduler.LambdaLR(optimiser, annealing)
-        patience = max(cfg.patience, math.ceil(_MIN_PATIENCE_STEPS / per_epoch))
-        best, waited, last = -math.inf, 0, epochs
-        for epoch in range(epochs):
-            if epoch == last:
-                break
-            total = 0.0
-            batches = list(minibatches(len(train), batch, generator))
-            for rows in batches:
-                with torch.no_grad():
-                    chains = gibbs(self.rbm_, self.layout_, chains, cfg.gibbs_steps, generator)
-                    total += contrastive_gradients(self.rbm_, train[rows], chains)
-                optimiser.step()
-                decay.step()
-                with torch.no_grad():
-                    self.rbm_.log_variance.clamp_(*_LOG_VARIANCE_RANGE)
-                    move_hidden_offset(self.rbm_, train[rows], _OFFSET_RATE)
-            if not len(held):
-                continue
+        epochs = itertools.chain.from_iterable(
+            minibatches(len(train_rows), plan.batch, generator) for _ in itertools.count()
+        )
+        rows = torch.empty(0, dtype=torch.long)
+
+        def contrast() -> torch.Tensor:
+            """PCD's update: the chains move on, and the gradient is the data's statistics against theirs."""
+            nonlocal chains, rows
+            rows = next(epochs)
             with torch.no_grad():
-                pll = float(pseudo_log_likelihood(self.rbm_, self.layout_, held).mean())
-                gap = float(free_energy(self.rbm_, held).mean() - free_energy(self.rbm_, train[: len(held)]).mean())
-            logger.info(
-                "rbm: epoch %d/%d, visible moment gap %.4f, held-out pseudo-log-likelihood %.4f, free-energy gap %.3f",
-                epoch + 1,
-                epochs,
-                total / len(batches),
-                pll,
-                gap,
-            )
-            best, waited = (pll, 0) if pll > best + _MIN_GAIN * abs(pll) else (best, waited + 1)
-            if waited == patience and last == epochs:
-                last = min(epochs, epoch + 1 + patience)
-                annealing.finish(decay.last_epoch, (last - epoch - 1) * per_epoch)
-                logger.info("rbm: held-out plateau; annealing the learning rate to zero by epoch %d", last)
+                chains = gibbs(self.rbm_, self.layout_, chains, cfg.gibbs_steps, generator)
+                return contrastive_gradients(self.rbm_, train_rows[rows], chains)
+
+        def settle() -> None:
+            """After each update: the variances kept in range, the hidden offset moved towards the data's."""
+            with torch.no_grad():
+                self.rbm_.log_variance.clamp_(*_LOG_VARIANCE_RANGE)
+                move_hidden_offset(self.rbm_, train_rows[rows], _OFFSET_RATE)
+
+        def held_out_loss(rbm: _RBM) -> float:
+            """The held-out rows' negated pseudo-log-likelihood.
+
+            Their free-energy gap to training rows, a sign of overfitting, is logged.
+            """
+            gap = free_energy(rbm, held).mean() - free_energy(rbm, train_rows[: len(held)]).mean()
+            logger.debug("rbm: held-out free-energy gap %.3f", float(gap))
+            return -float(pseudo_log_likelihood(rbm, self.layout_, held).mean())
+
+        self.rbm_, history = train(
+            self.rbm_,
+            [Update("moment_gap", optimiser, contrast)],
+            plan,
+            held_out=held_out_loss if len(held) else None,
+            patience=max(cfg.patience, math.ceil(_MIN_PATIENCE_STEPS / plan.check_every)),
+            ema_decay=cfg.ema_decay,
+            # Ending at a small rate lets the persistent chains settle into the final model's equilibrium, which
+            # is what sampling draws from (stopping at a high rate leaves visibly wrong marginals).
+            anneal=True,
+            after_step=settle,
+            name="rbm",
+        )
         self.chains_ = chains
+        return history
 
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         return self._draw(n, generator, ())
@@ -315,9 +314,12 @@ class RBMGenerator(Generator):
         self.rbm_.load_state_dict(weights)
 
     def _initialise(self, v: torch.Tensor, generator: torch.Generator) -> None:
-        """Small random weights; visible biases at the data's marginals (log-frequencies of slots, logits
-        of flags, means of values), so the chains start from the independent model of the table; the
-        visible offset at the data's mean (zero for the standardised values)."""
+        """Small random weights, with the visible biases and offset set from the data.
+
+        Visible biases at the data's marginals (log-frequencies of slots, logits of flags, means of values), so
+        the chains start from the independent model of the table; the visible offset at the data's mean (zero
+        for the standardised values).
+        """
         mean = v.mean(dim=0)
         frequency = mean.clamp(1e-4, 1 - 1e-4)
         bias = torch.where(self.layout_.in_group, frequency.log(), frequency.logit())
@@ -328,8 +330,10 @@ class RBMGenerator(Generator):
             self.rbm_.visible_offset.copy_(mean.index_fill(0, self.layout_.values, 0.0))
 
     def _draw(self, n: int, generator: torch.Generator, fixed: tuple[Condition, ...]) -> torch.Tensor:
-        """Up to `sample_chains` chains from the persistent ones, burnt in, then a draw every `thinning`
-        sweeps; the conditioned units are clamped throughout."""
+        """Up to `sample_chains` chains from the persistent ones, burnt in, then a draw every `thinning` sweeps.
+
+        The conditioned units are clamped throughout.
+        """
         cfg = self.config
         encoder = self._fitted_encoder()
         chains = min(n, cfg.sample_chains)
@@ -342,8 +346,11 @@ class RBMGenerator(Generator):
         return self._unstandardise(torch.cat(draws)[:n])
 
     def _fit_scales(self, x: torch.Tensor) -> None:
-        """Each value's mean and spread within each of its column's modes (width x values matrices, read
-        off a row's mode one-hot by a product), so a mode that is a spike keeps its values on the spike."""
+        """Each value's mean and spread within each of its column's modes.
+
+        Both are width x values matrices, read off a row's mode one-hot by a product, so a mode that is a
+        spike keeps its values on the spike.
+        """
         encoder = self._fitted_encoder()
         values = [s for s in encoder.layout_ if s.role == "value"]
         self.scale_mean_ = x.new_zeros(x.shape[1] + 1, len(values))  # the last row: columns with one mode

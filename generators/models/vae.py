@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from generators.models.latent import LatentCodeGenerator, LatentConfig
-from generators.nn.dp import DPConfig, SgdPlan, clamp_values, per_row_gradients, poisson_batch, private_step
-from generators.nn.layers import ConditionVector, OutputLayout, SpreadDecoder, column_major, init_weights, mlp
+from generators.nn.dp import DPConfig, SgdPlan, clamp_values, poisson_batch, private_update
+from generators.nn.layers import ConditionVector, OutputLayout, SpreadDecoder, column_major, mlp
 from generators.nn.mixture import LatentMixture
-from generators.nn.training import schedule
+from generators.nn.training import History, Update
 from generators.tabular.encoder import Condition
 from generators.tabular.errors import BadInputError
 
@@ -38,9 +38,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VAEConfig(LatentConfig, DPConfig):
-    """Hyper-parameters; the defaults need no tuning. Training and the latent mixture: see `LatentConfig`
-    (here training stops on the held-out ELBO). With `dp_epsilon` set, see `DPConfig` and
-    `VAEGenerator._fit_private`.
+    """Hyper-parameters; the defaults need no tuning.
+
+    Training and the latent mixture: see `LatentConfig` (here training stops on the held-out ELBO). With
+    `dp_epsilon` set, see `DPConfig` and `VAEGenerator._fit`.
 
     `beta` weighs the KL term against reconstruction (TVAE's 1/2). A small latent space learns faster
     and better than TVAE's 128 at a fixed budget. `condition_dropout` is the share of each batch that
@@ -67,8 +68,10 @@ class VAEConfig(LatentConfig, DPConfig):
 
 
 class _ConditionalVAE(SpreadDecoder):
-    """Encoder q(z | x) (conditioned columns hidden), decoder p(x | z, c), and the log-spread of the values
-    in every mode."""
+    """Encoder q(z | x), decoder p(x | z, c), and the log-spread of the values in every mode.
+
+    The encoder sees x with the conditioned columns hidden.
+    """
 
     def __init__(self, width: int, condition: int, hidden: tuple[int, ...], latent: int) -> None:
         super().__init__(width)
@@ -76,8 +79,10 @@ class _ConditionalVAE(SpreadDecoder):
         self.decoder = mlp([latent + condition, *reversed(hidden), width])
 
     def decode(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """Decoder logits for sampling, column-major (see `OutputLayout.sample`); an all-zero condition
-        is skipped rather than multiplied through."""
+        """Decoder logits for sampling, column-major (see `OutputLayout.sample`).
+
+        An all-zero condition is skipped rather than multiplied through.
+        """
         first = cast(nn.Linear, self.decoder[0])
         if c.any():
             hidden = first(torch.cat([z, c], dim=1))
@@ -95,9 +100,11 @@ def _negative_elbo(
     noise: torch.Tensor | None,
     beta: float,
 ) -> torch.Tensor:
-    """Per-row reconstruction NLL of `x` + beta * KL(q(z | seen) || N(0, I)), where the encoder reads `seen`
-    (`x` with the conditioned columns hidden) and the decoder gets `c`; z is the posterior mean without
-    `noise`."""
+    """Per-row reconstruction NLL of `x` + beta * KL(q(z | seen) || N(0, I)).
+
+    The encoder reads `seen` (`x` with the conditioned columns hidden) and the decoder gets `c`; z is the
+    posterior mean without `noise`.
+    """
     mean, log_var = model.encoder(seen).chunk(2, dim=1)
     z = mean if noise is None else mean + noise * (0.5 * log_var).exp()
     logits = model.decoder(torch.cat([z, c], dim=1))
@@ -113,74 +120,73 @@ class VAEGenerator(LatentCodeGenerator):
     config: VAEConfig
     model_: _ConditionalVAE
 
-    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        if self.config.dp_epsilon is not None:
-            self._fit_private(x, generator)
-            return
+    def _fit(self, x: torch.Tensor, generator: torch.Generator) -> History:
+        """Train encoder and decoder on the negative ELBO, then fit the latent mixture to the codes.
+
+        A DP fit (`dp_epsilon` set) takes DP-SGD steps (see `generators.nn.dp.private_update`) and differs
+        wherever the plain fit would spend budget unaccounted: every row trains (early stopping on held-out
+        rows would choose by their loss), for the planned number of steps; a conditioned row's condition is
+        its own value of a column picked at random (training-by-sampling draws from all rows' counts); and
+        codes are sampled from the N(0, I) prior (the latent mixture is fitted to the training rows' codes).
+        """
         cfg = self.config
-        rows, held, batch, epochs = self._start(x, generator)
+        private = cfg.dp_epsilon is not None
+        if private:
+            x = clamp_values(x, self._fitted_encoder().layout_)
+        rows, held, plan = self._start(x, generator, hold_out=not private)
+        if private:
+            sgd = SgdPlan.plan(cfg, len(rows), plan.batch, plan.steps)
+            logger.info(
+                "vae: DP-SGD, %d steps at sample rate %.4f, noise multiplier %.3f",
+                plan.steps,
+                sgd.sample_rate,
+                sgd.noise_multiplier,
+            )
+
+            def private_rows() -> tuple[torch.Tensor, ...]:
+                batch = poisson_batch(rows, sgd.sample_rate, generator)
+                c = self.conditions_.own_values(batch, generator)
+                c *= torch.rand(len(batch), 1, generator=generator, device=x.device) >= cfg.condition_dropout
+                return batch, self.conditions_.hide(batch, c), c, self._noise(len(batch), generator)
+
+            def row_loss(
+                model: _ConditionalVAE, row: torch.Tensor, seen: torch.Tensor, c: torch.Tensor, noise: torch.Tensor
+            ) -> torch.Tensor:
+                return _negative_elbo(model, self.layout_, row, seen, c, noise, cfg.beta).sum()
+
+            update = private_update("loss", sgd, self._optimiser(), self.model_, row_loss, private_rows, generator)
+            history = self._train([update], plan, None)
+            self.prior_ = LatentMixture.standard(cfg.latent, self.conditions_.width, self.device_)
+            self.privacy_spent_ = sgd.spent(history.steps)
+            return history
+
         sampler = ConditionVector(self.encoder_.layout_, self.device_).fit(rows)
         no_condition = torch.zeros(len(held), self.conditions_.width, device=self.device_)
         held_noise = torch.randn(len(held), cfg.latent, generator=generator, device=self.device_)
 
         def batch_loss() -> torch.Tensor:
-            x_batch, c = self._draw(rows, sampler, batch, generator)
-            noise = torch.randn(batch, cfg.latent, generator=generator, device=self.device_)
-            noise *= torch.rand(batch, 1, generator=generator, device=self.device_) >= cfg.mean_share
+            x_batch, c = self._draw(rows, sampler, plan.batch, generator)
             seen = self.conditions_.hide(x_batch, c)
+            noise = self._noise(plan.batch, generator)
             return _negative_elbo(self.model_, self.layout_, x_batch, seen, c, noise, cfg.beta).mean()
 
-        def held_out_loss() -> float:
-            loss = _negative_elbo(self.model_, self.layout_, held, held, no_condition, held_noise, cfg.beta)
+        def held_out_loss(model: _ConditionalVAE) -> float:
+            loss = _negative_elbo(model, self.layout_, held, held, no_condition, held_noise, cfg.beta)
             return float(loss.mean())
 
-        self._train(batch_loss, held_out_loss if len(held) else None, rows=len(rows), batch=batch, epochs=epochs)
+        update = Update("loss", self._optimiser(), batch_loss)
+        history = self._train([update], plan, held_out_loss if len(held) else None)
         with torch.no_grad():
             codes = self.model_.encoder(x).chunk(2, dim=1)[0]
         values = self.conditions_.one_hot(self.conditions_.slots(x))
         self.prior_ = LatentMixture.fit(codes, generator, cfg.prior_components, values)
         logger.info("vae: sampling codes from a mixture of %d components", len(self.prior_.mixture.weights))
+        return history
 
-    def _fit_private(self, x: torch.Tensor, generator: torch.Generator) -> None:
-        """DP-SGD on encoder and decoder, differing from `_fit` wherever it would spend budget unaccounted:
-        every row trains (early stopping on held-out rows would choose by their loss), for a fixed number
-        of steps as `schedule` plans them; a conditioned row's condition is its own value of a column
-        picked at random (training-by-sampling draws from all rows' counts), and codes are sampled from the
-        N(0, I) prior (the latent mixture is fitted to the training rows' codes)."""
-        cfg = self.config
-        x = clamp_values(x, self._fitted_encoder().layout_)
-        self._build(x.shape[1])
-        init_weights(self.model_, generator)
-        batch, epochs = schedule(len(x), cfg.steps, cfg.max_batch)
-        steps = epochs * max(1, round(len(x) / batch))
-        plan = SgdPlan.plan(cfg, len(x), batch, steps)
-        adam = torch.optim.Adam(self.model_.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
-        decay = torch.optim.lr_scheduler.LambdaLR(adam, lambda step: 1 - step / (steps + 1))
-        optimiser = plan.optimiser(adam, generator)
-        logger.info(
-            "vae: DP-SGD, %d steps at sample rate %.4f, noise multiplier %.3f",
-            steps,
-            plan.sample_rate,
-            plan.noise_multiplier,
-        )
-
-        def row_loss(
-            model: _ConditionalVAE, row: torch.Tensor, seen: torch.Tensor, c: torch.Tensor, noise: torch.Tensor
-        ) -> torch.Tensor:
-            return _negative_elbo(model, self.layout_, row, seen, c, noise, cfg.beta).sum()
-
-        for _ in range(steps):
-            rows = poisson_batch(x, plan.sample_rate, generator)
-            c = self.conditions_.own_values(rows, generator)
-            c *= torch.rand(len(rows), 1, generator=generator, device=x.device) >= cfg.condition_dropout
-            noise = torch.randn(len(rows), cfg.latent, generator=generator, device=x.device)
-            noise *= torch.rand(len(rows), 1, generator=generator, device=x.device) >= cfg.mean_share
-            grads = per_row_gradients(self.model_, row_loss, rows, self.conditions_.hide(rows, c), c, noise)
-            private_step(optimiser, self.model_, grads)
-            decay.step()
-        self.model_.eval()
-        self.prior_ = LatentMixture.standard(cfg.latent, self.conditions_.width, self.device_)
-        self.privacy_spent_ = plan.spent(steps)
+    def _noise(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """Posterior noise of n rows, zero for a `mean_share` of them (decoded from their posterior mean)."""
+        noise = torch.randn(n, self.config.latent, generator=generator, device=self.device_)
+        return noise * (torch.rand(n, 1, generator=generator, device=self.device_) >= self.config.mean_share)
 
     def _sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         c = torch.zeros(n, self.conditions_.width, device=self.device_)
@@ -204,10 +210,12 @@ class VAEGenerator(LatentCodeGenerator):
     def _draw(
         self, rows: torch.Tensor, sampler: ConditionVector, n: int, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A training batch (rows, conditions): a `condition_dropout` share drawn uniformly with no condition,
-        the rest by training-by-sampling with their condition, so that each condition, none included, sees
-        its rows in their true proportions (drawing the unconditioned rows by log-frequency too would teach
-        the model a distorted table)."""
+        """A training batch (rows, conditions): a share with no condition, the rest by training-by-sampling.
+
+        A `condition_dropout` share is drawn uniformly with no condition, the rest by training-by-sampling
+        with their condition, so that each condition, none included, sees its rows in their true proportions
+        (drawing the unconditioned rows by log-frequency too would teach the model a distorted table).
+        """
         free = round(n * self.config.condition_dropout)
         uniform = torch.randint(len(rows), (free,), generator=generator, device=rows.device)
         c, conditioned = sampler.sample(n - free, generator)

@@ -26,6 +26,7 @@ from opacus.accountants.utils import get_noise_multiplier
 from opacus.optimizers import DPOptimizer
 from torch import nn
 
+from generators.nn.training import Update
 from generators.tabular.encoder import EncoderPrivacy, Span
 from generators.tabular.errors import BadInputError
 
@@ -42,13 +43,15 @@ class DPConfig:
     """Differential privacy settings a generator config mixes in; `dp_epsilon` None trains without DP.
 
     `dp_delta` should be well below one over the number of rows; `dp_max_grad_norm` is the norm every
-    row's gradient is clipped to (the noise scales with it)."""
+    row's gradient is clipped to (the noise scales with it).
+    """
 
     dp_epsilon: float | None = None
     dp_delta: float = 1e-5
     dp_max_grad_norm: float = 1.0
 
     def check_privacy(self, name: str) -> None:
+        """Reject DP settings no accountant can honour, naming the generator `name` in the error."""
         if self.dp_epsilon is not None and not 0 < self.dp_epsilon < float("inf"):
             raise BadInputError(f"{name}: dp_epsilon must be a positive finite number (or null for no DP)")
         if not 0.0 < self.dp_delta < 1.0 or self.dp_max_grad_norm <= 0:
@@ -63,8 +66,11 @@ class DPConfig:
 
 @dataclass(frozen=True)
 class SgdPlan:
-    """How DP-SGD spends the rest of the budget: `steps` Poisson batches at `sample_rate` (of `batch` rows
-    expected) with noise `noise_multiplier`, accounted at `delta`."""
+    """How DP-SGD spends the rest of the budget.
+
+    It takes `steps` Poisson batches at `sample_rate` (of `batch` rows expected) with noise
+    `noise_multiplier`, accounted at `delta`.
+    """
 
     noise_multiplier: float
     sample_rate: float
@@ -76,8 +82,10 @@ class SgdPlan:
 
     @classmethod
     def plan(cls, config: DPConfig, rows: int, batch: int, steps: int) -> SgdPlan:
-        """The smallest noise that keeps `steps` steps of batches of `batch` of `rows` rows within the
-        part of the budget left after the encoder's."""
+        """The smallest noise that keeps the planned steps within the part of the budget left after the encoder's.
+
+        The plan is `steps` steps of batches of `batch` of `rows` rows.
+        """
         encoder = config.encoder_privacy()
         if config.dp_epsilon is None or encoder is None:
             raise ValueError("no DP budget to plan with")
@@ -99,8 +107,10 @@ class SgdPlan:
         return float(accountant.get_epsilon(delta=self.delta, alphas=_ORDERS))
 
     def optimiser(self, optimiser: torch.optim.Optimizer, generator: torch.Generator) -> DPOptimizer:
-        """`optimiser` wrapped to clip per-row gradients, add seeded noise and average over the expected
-        batch (Opacus's `DPOptimizer`); per-row gradients go in through `private_step`."""
+        """`optimiser` wrapped to clip per-row gradients, add seeded noise and average over the expected batch.
+
+        The wrapper is Opacus's `DPOptimizer`; per-row gradients go in through `private_update`.
+        """
         return DPOptimizer(
             optimiser,
             noise_multiplier=self.noise_multiplier,
@@ -111,8 +121,10 @@ class SgdPlan:
         )
 
     def spent(self, steps: int) -> dict[str, Any]:
-        """The `privacy_spent_` record of a fit that ran `steps` steps: sequential composition of the
-        encoder's and DP-SGD's parts."""
+        """The `privacy_spent_` record of a fit that ran `steps` steps.
+
+        The total is the sequential composition of the encoder's and DP-SGD's parts.
+        """
         sgd = self.epsilon(steps)
         return {
             "epsilon": self.encoder.epsilon + sgd,
@@ -128,15 +140,20 @@ class SgdPlan:
 
 
 def clamp_values(x: torch.Tensor, layout: tuple[Span, ...]) -> torch.Tensor:
-    """`x` with its numbers clamped to [-1, 1], which a private encoder maps its noisy bounds to: a value
-    beyond them (rare, or the bounds would hold it) would otherwise make a loss large enough to overflow."""
+    """`x` with its numbers clamped to [-1, 1], which a private encoder maps its noisy bounds to.
+
+    A value beyond them (rare, or the bounds would hold it) would otherwise make a loss large enough to
+    overflow.
+    """
     values = torch.tensor([s.start for s in layout if s.role == "value"], dtype=torch.long, device=x.device)
     return x.index_copy(1, values, x[:, values].clamp(-1.0, 1.0))
 
 
 def poisson_batch(x: torch.Tensor, rate: float, generator: torch.Generator) -> torch.Tensor:
-    """The rows of `x` each kept independently with probability `rate`: the sampling DP-SGD's
-    amplification assumes (a fixed-size batch would not match the accountant)."""
+    """The rows of `x` each kept independently with probability `rate`: the sampling DP-SGD's amplification assumes.
+
+    A fixed-size batch would not match the accountant.
+    """
     keep = torch.rand(len(x), generator=generator, device=x.device) < rate
     return x[keep]
 
@@ -154,8 +171,10 @@ class _Bound(nn.Module):
 
 
 def per_row_gradients(module: nn.Module, loss: Callable[..., torch.Tensor], *rows: torch.Tensor) -> list[torch.Tensor]:
-    """The gradient of `loss(module, *row)` (a scalar; each row gets a batch dimension of 1) for every row,
-    one n x shape tensor per parameter of `module` in `parameters()` order."""
+    """The gradient of `loss(module, *row)` for every row: one n x shape tensor per parameter of `module`.
+
+    The loss is a scalar; each row gets a batch dimension of 1. The tensors come in `parameters()` order.
+    """
     names = [name for name, _ in module.named_parameters()]
     weights = {f"module.{name}": p.detach() for name, p in module.named_parameters()}
     if not len(rows[0]):
@@ -169,9 +188,25 @@ def per_row_gradients(module: nn.Module, loss: Callable[..., torch.Tensor], *row
     return [grads[f"module.{name}"] for name in names]
 
 
-def private_step(optimiser: DPOptimizer, module: nn.Module, grads: list[torch.Tensor]) -> None:
-    """One DP-SGD step from per-row gradients: clip each row's, sum, add noise, scale, update."""
-    for p, g in zip(module.parameters(), grads, strict=True):
-        setattr(p, "grad_sample", g)  # noqa: B010 (what DPOptimizer reads; not a declared attribute)
-    optimiser.step()
-    optimiser.zero_grad(set_to_none=True)
+def private_update(
+    name: str,
+    plan: SgdPlan,
+    optimiser: torch.optim.Optimizer,
+    module: nn.Module,
+    loss: Callable[..., torch.Tensor],
+    rows: Callable[[], tuple[torch.Tensor, ...]],
+    generator: torch.Generator,
+) -> Update:
+    """DP-SGD as one of the training loop's `Update`s.
+
+    Each step `rows()` draws a Poisson batch (the per-row inputs of `loss(module, *row)`), every row's
+    gradient is written for `optimiser` wrapped by `plan.optimiser`, which clips each, sums, adds seeded
+    noise and steps. Nothing is recorded: a loss on private rows is not noised, so it may not leave the fit.
+    """
+    private = plan.optimiser(optimiser, generator)
+
+    def write_gradients() -> None:
+        for p, g in zip(module.parameters(), per_row_gradients(module, loss, *rows()), strict=True):
+            setattr(p, "grad_sample", g)  # noqa: B010 (what DPOptimizer reads; not a declared attribute)
+
+    return Update(name, private, write_gradients)

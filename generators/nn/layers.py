@@ -80,9 +80,11 @@ class OutputLayout:
     def sample(
         self, logits: torch.Tensor, log_spread: torch.Tensor | None = None, *, generator: torch.Generator
     ) -> torch.Tensor:
-        """Encoded rows drawn from the distributions the outputs parameterise: a category per group (by
-        inverse CDF, one uniform per group), a 0/1 per flag (Bernoulli), and tanh values, plus Gaussian
-        noise with the spread of the drawn mode when `log_spread` is given (see `reconstruction_loss`).
+        """Encoded rows drawn from the distributions the outputs parameterise.
+
+        That is a category per group (by inverse CDF, one uniform per group), a 0/1 per flag (Bernoulli), and
+        tanh values, plus Gaussian noise with the spread of the drawn mode when `log_spread` is given (see
+        `reconstruction_loss`).
 
         Works column by column: pass column-major logits (see `column_major`) to spare a transposing copy;
         the rows come back column-major, which the encoder's column-by-column decoding likes too.
@@ -133,7 +135,7 @@ class OutputLayout:
         return (per_mode + self.single_mode * log_spread[self.values]).exp()
 
     def _log_normaliser(self, logits: torch.Tensor) -> torch.Tensor:
-        """log sum exp(logits) within every group, B x G (stabilised by each group's max)."""
+        """The log-normaliser log sum exp(logits) within every group, B x G (stabilised by each group's max)."""
         top = self._group_max(logits.detach())
         shifted = torch.where(self.in_group, logits - top @ self.members.T, -math.inf)
         return (shifted.exp() @ self.members).log() + top
@@ -160,9 +162,11 @@ def _gumbel(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def mlp(sizes: Sequence[int], *, activation: Callable[[], nn.Module] = nn.ReLU, norm: bool = False) -> nn.Sequential:
-    """Linear layers through `sizes` (input, hidden..., output) with `activation` after each hidden one
-    (optionally LayerNorm before it); the last layer is linear, so outputs are logits. (No dropout:
-    nn.Dropout draws from the global RNG, which would break seeded reproducibility.)"""
+    """Linear layers through `sizes` (input, hidden..., output) with `activation` after each hidden one.
+
+    LayerNorm optionally comes before each activation; the last layer is linear, so outputs are logits. (No
+    dropout: nn.Dropout draws from the global RNG, which would break seeded reproducibility.)
+    """
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(fan_in, fan_out))
@@ -172,8 +176,10 @@ def mlp(sizes: Sequence[int], *, activation: Callable[[], nn.Module] = nn.ReLU, 
 
 
 def column_major(last: nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
-    """`last(hidden)` computed as the transpose of its transpose, so that the result is column-major
-    (what `OutputLayout.sample` reads fastest) at no extra cost."""
+    """`last(hidden)` computed as the transpose of its transpose, so the result is column-major at no extra cost.
+
+    Column-major is what `OutputLayout.sample` reads fastest.
+    """
     return torch.addmm(last.bias[:, None], last.weight, hidden.T).T
 
 
@@ -193,8 +199,10 @@ def init_weights(module: nn.Module, generator: torch.Generator) -> nn.Module:
 
 
 class ConditionVector:
-    """CTGAN's conditional vector: a one-hot slot for every value of every discrete column (each category
-    of a categorical column; false/true of a boolean), where columns not conditioned on stay all zero.
+    """CTGAN's conditional vector: a one-hot slot for every value of every discrete column.
+
+    The values are each category of a categorical column and false/true of a boolean; columns not
+    conditioned on stay all zero.
 
     After `fit` on the encoded training rows it also does CTGAN's training-by-sampling (`sample`): pick a
     column uniformly, one of its values by (log-)frequency, then a training row holding that value, so rare
@@ -215,15 +223,18 @@ class ConditionVector:
 
     @property
     def columns(self) -> int:
+        """How many discrete columns a condition can name."""
         return len(self.spans)
 
     def hide(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """`x` with the encoded columns of every column that `c` conditions on set to zero: an encoder fed
-        this cannot pass the conditioned values on, so a decoder has to take them from `c`."""
+        """`x` with the encoded columns of every column that `c` conditions on set to zero.
+
+        An encoder fed this cannot pass the conditioned values on, so a decoder has to take them from `c`.
+        """
         return x * (1 - (c @ self._covers).clamp_max(1))
 
     def slots(self, x: torch.Tensor) -> torch.Tensor:
-        """n x columns: the slot of each row's value in each discrete column (-1 when a group is all zero)."""
+        """The slot of each row's value in each discrete column, n x columns (-1 when a group is all zero)."""
         found = torch.empty(len(x), self.columns, dtype=torch.long, device=x.device)
         for j, (span, offset) in enumerate(zip(self.spans, self.offsets, strict=True)):
             block = x[:, span.start : span.stop]
@@ -234,20 +245,23 @@ class ConditionVector:
         return found
 
     def one_hot(self, slots: torch.Tensor) -> torch.Tensor:
-        """n x width vectors with a 1 at each slot of every row (n x k; negative slots are left out)."""
+        """Vectors (n x width) with a 1 at each slot of every row (`slots` n x k; negative slots are left out)."""
         out = torch.zeros(len(slots), self.width + 1, device=slots.device)
         return out.scatter_(1, torch.where(slots >= 0, slots, self.width), 1.0)[:, : self.width]
 
     def own_values(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """For each row, the one-hot of its own value in a discrete column picked uniformly: a condition that
-        depends on that row alone (DP-SGD's unit), where training-by-sampling's is drawn from all rows' counts."""
+        """For each row, the one-hot of its own value in a discrete column picked uniformly.
+
+        This is a condition that depends on that row alone (DP-SGD's unit), where training-by-sampling's is
+        drawn from all rows' counts.
+        """
         if not self.columns:
             return torch.zeros(len(x), 0, device=x.device)
         column = torch.randint(self.columns, (len(x), 1), generator=generator, device=x.device)
         return self.one_hot(self.slots(x).gather(1, column))
 
     def from_conditions(self, fixed: Sequence[Condition], n: int) -> torch.Tensor:
-        """n copies of the condition vector asking for every `fixed` value at once."""
+        """Copies, `n` of them, of the condition vector asking for every `fixed` value at once."""
         slots = [int(self.offsets[self.spans.index(c.span)]) + c.index for c in fixed]
         return self.one_hot(torch.tensor([slots], device=self.offsets.device).expand(n, -1))
 
@@ -290,14 +304,17 @@ _LOG_SPREAD_RANGE = (math.log(1e-3), 0.0)  # of a value's spread within its mode
 
 
 class SpreadDecoder(nn.Module):
-    """Base of the latent-code networks: the learned log-spread of the values in every mode, which
-    `OutputLayout`'s losses and sampling read (clamped so that no mode collapses to a point)."""
+    """Base of the latent-code networks: the learned log-spread of the values in every mode.
+
+    `OutputLayout`'s losses and sampling read it (clamped so that no mode collapses to a point).
+    """
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.log_spread = nn.Parameter(torch.full((width,), math.log(0.1)))
 
     def spread(self) -> torch.Tensor:
+        """The log-spread of every mode, clamped so that no mode collapses to a point."""
         return self.log_spread.clamp(*_LOG_SPREAD_RANGE)
 
 

@@ -1,15 +1,19 @@
-"""Full-covariance Gaussian mixtures in torch, fitted by EM: the gmm model's maths and the latent-code
-generators' prior (`LatentMixture`), so neither imports the other.
+"""Full-covariance Gaussian mixtures in torch, fitted by EM.
+
+They are the gmm model's maths and the latent-code generators' prior (`LatentMixture`), so neither imports
+the other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
 
 import torch
 
+from generators.nn.training import History
 from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -65,6 +69,7 @@ class Mixture:
         return self.weights.log() - half_log_det - 0.5 * (d * math.log(2 * math.pi) + distance.T)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The mixture's log-density at every row of `x`."""
         return self.log_joint(x).logsumexp(dim=1)
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -80,25 +85,37 @@ class Mixture:
         return out
 
 
-def fit_mixture(x: torch.Tensor, config: GaussianMixtureConfig, generator: torch.Generator) -> Mixture:
-    """The mixture of `x`'s rows (a seeded subsample of at most `max_rows`), its size chosen on held-out rows."""
+def fit_mixture(
+    x: torch.Tensor, config: GaussianMixtureConfig, generator: torch.Generator
+) -> tuple[Mixture, History]:
+    """The mixture of `x`'s rows, its size chosen on held-out rows, and the `History` of its final EM run.
+
+    The rows are a seeded subsample of at most `max_rows`. The history holds each iteration's negated
+    log-likelihood per row and column, and the chosen size's on the held-out rows when sizes were compared.
+    """
     if len(x) > config.max_rows:
         x = x[torch.randperm(len(x), generator=generator, device=x.device)[: config.max_rows]]
     candidates = sorted({min(k, len(x)) for k in config.components})
     if len(candidates) == 1:
         return _em(x, _initial_mixture(x, candidates[0], config.reg_covar, generator), config)
-    return _em(x, _select(x, candidates, config, generator), config)
+    start, held_out = _select(x, candidates, config, generator)
+    mixture, history = _em(x, start, config)
+    return mixture, dataclasses.replace(history, best_held_out=held_out)
 
 
 def _select(
     x: torch.Tensor, candidates: list[int], config: GaussianMixtureConfig, generator: torch.Generator
-) -> Mixture:
-    """The mixture, fitted on the non-held-out rows, after which more components stop helping."""
+) -> tuple[Mixture, float | None]:
+    """The mixture after which more components stop helping, and its held-out loss.
+
+    Candidates are fitted on the non-held-out rows. The loss is the negated log-likelihood per row and column;
+    None without held-out rows.
+    """
     order = torch.randperm(len(x), generator=generator, device=x.device)
     cut = len(x) - int(config.held_out * len(x))
     train, held_out = x[order[:cut]], x[order[cut:]]
     # Fitted lazily, so that the loop stops fitting once more components stop helping.
-    fits = (_em(train, _initial_mixture(train, k, config.reg_covar, generator), config) for k in candidates)
+    fits = (_em(train, _initial_mixture(train, k, config.reg_covar, generator), config)[0] for k in candidates)
     best = next(fits)
     best_score = _held_out_score(best, held_out)
     for mixture in fits:
@@ -106,7 +123,7 @@ def _select(
         if score <= best_score:
             break
         best, best_score = mixture, score
-    return best
+    return best, -best_score / x.shape[1] if math.isfinite(best_score) else None
 
 
 def _held_out_score(mixture: Mixture, held_out: torch.Tensor) -> float:
@@ -115,7 +132,7 @@ def _held_out_score(mixture: Mixture, held_out: torch.Tensor) -> float:
     return score
 
 
-def _em(x: torch.Tensor, mixture: Mixture, config: GaussianMixtureConfig) -> Mixture:
+def _em(x: torch.Tensor, mixture: Mixture, config: GaussianMixtureConfig) -> tuple[Mixture, History]:
     """EM from `mixture` until the log-likelihood per row and column gains less than `tolerance`."""
     history = [-math.inf]
     for _ in range(config.max_iterations):
@@ -125,8 +142,11 @@ def _em(x: torch.Tensor, mixture: Mixture, config: GaussianMixtureConfig) -> Mix
         if history[-1] - history[-2] < config.tolerance:
             break
         mixture = _m_step(x, (log_joint - log_total).exp(), config.reg_covar)
-    logger.debug("gmm: %d rows, %d iterations, log-likelihood %.4f", len(x), len(history) - 1, history[-1])
-    return mixture
+    iterations = len(history) - 1
+    logger.debug("gmm: %d rows, %d iterations, log-likelihood %.4f", len(x), iterations, history[-1])
+    records = tuple({"step": i + 1, "epoch": float(i + 1), "loss": -ll} for i, ll in enumerate(history[1:]))
+    converged = history[-1] - history[-2] < config.tolerance
+    return mixture, History(records, iterations, config.max_iterations, float(iterations), converged)
 
 
 def _m_step(x: torch.Tensor, resp: torch.Tensor, reg_covar: float) -> Mixture:
@@ -159,8 +179,9 @@ def _initial_mixture(x: torch.Tensor, k: int, reg_covar: float, generator: torch
 
 
 class LatentMixture:
-    """A density over latent codes to sample from: the gmm generator's full-covariance mixture (its number
-    of components chosen on held-out codes) fitted to the codes of the training rows.
+    """A density over latent codes to sample from, fitted to the codes of the training rows.
+
+    It is the gmm generator's full-covariance mixture, its number of components chosen on held-out codes.
 
     Decoding codes drawn from the mixture rather than from N(0, I) avoids the prior's holes, where a decoder
     blends neighbouring rows (Adult's education drifts to the grades between the common ones). The mixture
@@ -181,16 +202,17 @@ class LatentMixture:
         values: torch.Tensor | None = None,
         rows_per_component: int = 500,
     ) -> LatentMixture:
-        """Fit on `codes` (n x latent) of rows whose discrete values are `values` (n x condition width; none
-        by default, and then conditioned draws are plain ones).
+        """Fit on `codes` (n x latent) of rows whose discrete values are `values` (n x condition width).
+
+        `values` is None by default, and then conditioned draws are plain ones.
 
         The counts of `components` tried are capped at one per `rows_per_component` codes: on a small
         table, more components each hug a handful of training rows, which sampling would then reproduce
         (Adult, 500 rows, codes at posterior means: DCR share 0.61 with 8 components, 0.54 with one).
         """
         cap = max(1, len(codes) // rows_per_component)
-        mixture = fit_mixture(codes, GaussianMixtureConfig(components=tuple({min(k, cap) for k in components})),
-                              generator)
+        config = GaussianMixtureConfig(components=tuple({min(k, cap) for k in components}))
+        mixture, _ = fit_mixture(codes, config, generator)
         joint = mixture.log_joint(codes)
         responsibilities = (joint - joint.logsumexp(dim=1, keepdim=True)).exp()
         mass = responsibilities.sum(dim=0).clamp_min(1e-12)
@@ -199,16 +221,21 @@ class LatentMixture:
 
     @classmethod
     def standard(cls, latent: int, condition_width: int, device: torch.device) -> LatentMixture:
-        """N(0, I), the prior itself: what a differentially private fit samples from, since a mixture fitted
-        to the training rows' codes would spend budget of its own."""
+        """N(0, I), the prior itself: what a differentially private fit samples from.
+
+        A mixture fitted to the training rows' codes would spend budget of its own.
+        """
         mixture = Mixture(
             torch.ones(1, device=device), torch.zeros(1, latent, device=device), torch.eye(latent, device=device)[None]
         )
         return cls(mixture, torch.ones(1, condition_width, device=device))
 
     def sample(self, n: int, generator: torch.Generator, condition: torch.Tensor | None = None) -> torch.Tensor:
-        """n codes; given a `condition` vector (a 1 at every requested value), from components reweighted by
-        the chance that they hold all the requested values."""
+        """Codes, `n` of them; given a `condition` vector, from components likely to hold its values.
+
+        The `condition` vector has a 1 at every requested value; components are reweighted by the chance that
+        they hold all the requested values.
+        """
         mixture = self.mixture
         if condition is not None and bool(condition.any()):
             weights = mixture.weights * self.value_share[:, condition > 0].prod(dim=1) + 1e-12
@@ -216,11 +243,13 @@ class LatentMixture:
         return mixture.sample(n, generator)
 
     def state(self) -> dict[str, torch.Tensor]:
+        """The tensors `from_state` rebuilds this mixture from, for a generator's saved file."""
         m = self.mixture
         return {"weights": m.weights, "means": m.means, "chol": m.chol, "value_share": self.value_share}
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> LatentMixture:
+        """The mixture `state` wrote."""
         return cls(Mixture(state["weights"], state["means"], state["chol"]), state["value_share"])
 
 

@@ -39,8 +39,11 @@ _NAT = np.iinfo(np.int64).min
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    """How columns are encoded; the defaults are CTGAN's, but for `max_point_modes`: a numerical column with
-    at most that many distinct values gets one exact mode per value (0 turns this off)."""
+    """How columns are encoded; the defaults are CTGAN's, but for `max_point_modes`.
+
+    `max_point_modes`: a numerical column with at most that many distinct values gets one exact mode per
+    value (0 turns this off).
+    """
 
     max_modes: int = 10
     max_point_modes: int = 20
@@ -79,13 +82,16 @@ class Span:
 
     @property
     def stop(self) -> int:
+        """One past the span's last column, so `matrix[:, span.start : span.stop]` is the span."""
         return self.start + self.width
 
 
 @dataclass(frozen=True)
 class Condition:
-    """A requested value of one categorical or boolean column, as a position in its encoded span:
-    the one-hot slot of a `category` span, or 0/1 for a boolean `flag`."""
+    """A requested value of one categorical or boolean column, as a position in its encoded span.
+
+    The position is the one-hot slot of a `category` span, or 0/1 for a boolean `flag`.
+    """
 
     span: Span
     index: int
@@ -260,8 +266,10 @@ class _NumberCodec:
 
 
 def _point_masses(x: np.ndarray, means: np.ndarray, stds: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
-    """For each mode, the single value of the training values it takes (by the encoder's own assignment),
-    or NaN when they differ. Only modes of more than one row count: a lone value is no spike."""
+    """For each mode, the single training value it takes (by the encoder's own assignment), or NaN if they differ.
+
+    Only modes of more than one row count: a lone value is no spike.
+    """
     points = np.full(means.size, np.nan)
     if means.size < 2 or x.size == 0:
         return points
@@ -370,8 +378,10 @@ class _CategoryCodec:
     def fit_private(
         cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator, share: EncoderPrivacy
     ) -> tuple[Self, np.ndarray | None]:
-        """Categories whose noisy count passes the threshold, most frequent (noisily) first; returns the
-        noisy counts of the slots too (missing last), clamped at zero."""
+        """Categories whose noisy count passes the threshold, most frequent (noisily) first.
+
+        Returns the noisy counts of the slots too (missing last), clamped at zero.
+        """
         counts = series.value_counts(dropna=True, sort=False)
         noisy = counts.to_numpy(dtype=np.float64) + rng.laplace(0.0, 1 / share.epsilon, len(counts))
         threshold = 1 + np.log(1 / (2 * share.delta)) / share.epsilon
@@ -442,8 +452,10 @@ class _BooleanCodec:
     def fit_private(
         cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator, share: EncoderPrivacy
     ) -> tuple[Self, np.ndarray | None]:
-        """A null flag whenever the dtype can hold missing values; returns the noisy counts of false and
-        true (missing rows counted in their own cell, which is not handed on), clamped at zero."""
+        """A null flag whenever the dtype can hold missing values; returns the noisy counts of false and true.
+
+        The counts are clamped at zero; missing rows are counted in their own cell, which is not handed on.
+        """
         flags = series.astype("boolean")
         cells = [int((flags == False).sum()), int((flags == True).sum()), int(flags.isna().sum())]  # noqa: E712
         noisy = np.asarray(cells, dtype=np.float64) + rng.laplace(0.0, 1 / share.epsilon, 3)
@@ -469,8 +481,11 @@ class TabularEncoder:
         self.config = config
 
     def fit(self, df: pd.DataFrame, schema: Schema, seed: int = 0, privacy: EncoderPrivacy | None = None) -> Self:
-        """Fit each learned column's codec and each regenerated column's format; `seed` drives subsampling
-        (and the noise of a `privacy` fit, see `EncoderPrivacy`, which also sets `noisy_counts_`)."""
+        """Fit each learned column's codec and each regenerated column's format.
+
+        `seed` drives subsampling (and the noise of a `privacy` fit, see `EncoderPrivacy`, which also sets
+        `noisy_counts_`).
+        """
         _check_columns(df, schema)
         if df.empty:
             raise BadInputError("cannot fit an encoder on an empty table")
@@ -556,8 +571,10 @@ class TabularEncoder:
         return matrix
 
     def to_state(self, shareable: bool = False) -> dict[str, Any]:
-        """Plain data only (no pickled classes), for `torch.save` and `torch.load(weights_only=True)`;
-        `shareable` leaves out every function of a real id/PII/text value (see `FormatModel.to_state`)."""
+        """Plain data only (no pickled classes), for `torch.save` and `torch.load(weights_only=True)`.
+
+        `shareable` leaves out every function of a real id/PII/text value (see `FormatModel.to_state`).
+        """
         return {
             "config": dataclasses.asdict(self.config),
             "schema": self.schema_.to_dict(),
@@ -567,6 +584,7 @@ class TabularEncoder:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> TabularEncoder:
+        """A fitted encoder rebuilt from `to_state`'s plain data, without refitting."""
         encoder = cls(EncoderConfig(**state["config"]))
         schema = Schema.from_dict(state["schema"])
         codecs = [_CODECS[s.kind].from_state(s, state["codecs"][s.name]) for s in schema.learned]
@@ -592,9 +610,12 @@ _FALSE_BIN_ODDS = 0.05  # chance that noise alone lifts some empty bin over the 
 
 
 def noisy_bounds(x: np.ndarray, epsilon: float, rng: np.random.Generator) -> tuple[float, float]:
-    """epsilon-DP bounds of `x`: the outermost bins whose Laplace-noised count passes a threshold, on a
-    fixed grid of signed magnitudes (8 bins an octave), so the bounds lie within 9% of the data's but
-    leave out values too rare to tell from noise. With no bin over the threshold, the fullest bin."""
+    """Epsilon-DP bounds of `x`: the outermost bins whose Laplace-noised count passes a threshold.
+
+    The bins lie on a fixed grid of signed magnitudes (8 bins an octave), so the bounds lie within 9% of
+    the data's but leave out values too rare to tell from noise. With no bin over the threshold, the
+    fullest bin.
+    """
     if not np.isfinite(x).all():
         raise BadInputError("a numerical column holds infinite values")
     low = 2.0 ** _GRID_OCTAVES[0]
@@ -746,5 +767,5 @@ def _check_columns(df: pd.DataFrame, schema: Schema, learned_only: bool = False)
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones, so the state loads with `weights_only=True`."""
+    """NumPy scalars to Python ones, so the state loads with `weights_only=True`."""
     return value.item() if isinstance(value, np.generic) else value

@@ -76,6 +76,7 @@ class FormatModel:
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> FormatModel:
+        """The model rebuilt from `to_state`'s plain data and tensors (the hashes viewed as unsigned again)."""
         hashes = state["real_hashes"].numpy().view(np.uint64)
         int_range = state["int_range"]
         return cls(

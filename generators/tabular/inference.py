@@ -178,9 +178,11 @@ def _written_clock(column: pd.Series) -> str | None:
 
 
 def as_written(frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
-    """`frame` with every datetime column that the source wrote as text in a format (`datetime_format`)
-    turned back into that text, so that a release reads like its source: `10:49:41`, not a timestamp on
-    1900-01-01. Every stage before publishing works on the datetimes themselves."""
+    """`frame` with every datetime column the source wrote as text (`datetime_format`) turned back into that text.
+
+    That way a release reads like its source: `10:49:41`, not a timestamp on 1900-01-01. Every stage
+    before publishing works on the datetimes themselves.
+    """
     written = {
         spec.name: frame[spec.name].dt.strftime(spec.datetime_format).where(frame[spec.name].notna())
         for spec in schema.of_kind(ColumnKind.DATETIME)
@@ -213,9 +215,11 @@ def _parses_as_datetime(sample: pd.Series) -> bool:
 
 
 def conform_column(series: pd.Series, kind: ColumnKind) -> pd.Series:
-    """The column converted to the dtype its kind needs (e.g. datetime strings parsed; times of day on one
-    fixed day, see `time_of_day_format`), and ±inf in a number column refused here, before any stage
-    computes with it."""
+    """The column converted to the dtype its kind needs, and ±inf in a number column refused.
+
+    For example, datetime strings are parsed, and times of day put on one fixed day (see
+    `time_of_day_format`). ±inf is refused here, before any stage computes with it.
+    """
     if kind is ColumnKind.DATETIME and not pd.api.types.is_datetime64_any_dtype(series):
         if (clock := time_of_day_format(series)) is not None:
             return pd.to_datetime(series, format=clock).dt.as_unit("ns")  # on 1900-01-01: the day is no fact

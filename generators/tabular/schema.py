@@ -71,6 +71,7 @@ class ColumnSpec:
 
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> ColumnSpec:
+        """The spec of column `name` from its `to_dict` form; an unknown key or kind is bad input."""
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise BadInputError(f"column '{name}': unknown schema key(s) {sorted(unknown)}")
@@ -125,9 +126,11 @@ class Schema:
 
     @property
     def names(self) -> list[str]:
+        """The column names, in table order."""
         return [c.name for c in self.columns]
 
     def of_kind(self, *kinds: ColumnKind) -> list[ColumnSpec]:
+        """The columns of any of `kinds`, in table order."""
         return [c for c in self.columns if c.kind in kinds]
 
     @property
@@ -141,6 +144,7 @@ class Schema:
         return Schema(tuple(new.get(c.name, c) for c in self.columns), target=self.target)
 
     def to_dict(self) -> dict[str, Any]:
+        """A JSON/YAML-ready dict: each column's spec by name, and the target when there is one."""
         out: dict[str, Any] = {"columns": {c.name: c.to_dict() for c in self.columns}}
         if self.target is not None:
             out["target"] = self.target
@@ -148,6 +152,7 @@ class Schema:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Schema:
+        """The schema from its `to_dict` form; `columns` must map each column name to its spec."""
         columns = data.get("columns")
         if not isinstance(columns, Mapping):
             raise BadInputError("schema: 'columns' must be a mapping of column name to spec")
@@ -155,5 +160,5 @@ class Schema:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars to Python ones, so the dict dumps to JSON and YAML."""
+    """NumPy scalars to Python ones, so the dict dumps to JSON and YAML."""
     return value.item() if hasattr(value, "item") else value

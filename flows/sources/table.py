@@ -1,0 +1,80 @@
+"""What every source yields: the raw frame with the facts of how it was read, and then the ingested `Table`.
+
+The facts are a `SourceInfo`, for the manifest; the `Table` comes once the frame's schema is inferred. Also what
+the file readers share: how one file was read (`Reading`), its bytes as stored or decompressed, and a one-line
+error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from generators.tabular.schema import Schema
+
+SNIFF_BYTES = 64 * 1024  # what a source's format, compression and CSV dialect are judged on
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """Where the table came from and how its bytes were read, for the manifest.
+
+    The sha256 pins the bytes as stored (compressed ones as they are); `compression`, `encoding`,
+    `delimiter`, `decimal`, `quote` and `na_values` say how they were turned into a table (CSV only; parts
+    of a folder that differ list each value once, space-separated), and `dropped` names each column left
+    out because no model can learn it, with the reason.
+    """
+
+    uri: str
+    format: str
+    sha256: str
+    rows: int
+    columns: int
+    compression: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    quote: str | None = None
+    na_values: tuple[str, ...] | None = None
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field as plain values: the manifest's `source` entry."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Table:
+    """An ingested table: the frame conformed to its schema, the schema, and its provenance."""
+
+    frame: pd.DataFrame
+    schema: Schema
+    source: SourceInfo
+
+
+@dataclass(frozen=True)
+class Reading:
+    """How one file was read: the facts `SourceInfo` records."""
+
+    compression: str | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    decimal: str | None = None
+    quote: str | None = None
+    dropped: Mapping[str, str] = field(default_factory=dict)
+
+
+def open_stream(path: Path, compression: str | None) -> pa.NativeFile:
+    """The file's bytes as stored, or decompressed (an explicit codec: the name's suffix is never trusted)."""
+    return pa.input_stream(str(path), compression=compression)
+
+
+def first_line(err: Exception) -> str:
+    """The error's first line (its type's name when it has no message), so a `BadInputError` stays one line."""
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
