@@ -13,6 +13,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 comma := ,
 
 CHROMIUM := /usr/bin/chromium
+PG_CTL := $(firstword $(wildcard /usr/lib/postgresql/*/bin/pg_ctl) /usr/lib/postgresql/15/bin/pg_ctl)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: demo test lint setup bench bench-full clean
@@ -38,10 +39,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/synthgate run
 
+# Debian's PostgreSQL: the SQL source tests start a throwaway server from its binaries (as an unprivileged user).
+$(PG_CTL):
+	$(SUDO) apt-get update -q
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+
 # One torch/OpenMP thread: the tests' tensors are tiny, and a second thread spin-waiting on a busy 2-core
-# machine makes them minutes instead of seconds. The browser test must run, not skip, here.
-test: $(STAMP) $(CHROMIUM)
-	SYNTHGATE_BROWSER=required OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
+# machine makes them minutes instead of seconds. The browser and PostgreSQL tests must run, not skip, here.
+test: $(STAMP) $(CHROMIUM) $(PG_CTL)
+	SYNTHGATE_BROWSER=required SYNTHGATE_POSTGRES=required OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q
 
 # The peers (SDV, BSL-licensed) live in the `bench` extra only, never in the product.
 # One resolution of everything (a fresh clone's `make bench` skips installing the product twice).

@@ -1,7 +1,8 @@
 """The `synthgate` command line: thin commands over the flow and the library.
 
-Exit codes: 0 published, 1 internal failure, 2 bad input or config (one line on stderr), 3 refused by the gate,
-130 interrupted by Ctrl-C (SIGINT), 143 stopped by SIGTERM (129 SIGHUP): 128 + the signal, as shells report it.
+Exit codes: 0 published (or unchanged: the current release already has these rows and this config), 1 internal
+failure, 2 bad input or config (one line on stderr), 3 refused by the gate, 130 interrupted by Ctrl-C (SIGINT), 143
+stopped by SIGTERM (129 SIGHUP): 128 + the signal, as shells report it.
 Unless `-v` is given, the terminal shows our own lines only: no library warning or log record.
 """
 
@@ -14,6 +15,7 @@ import signal
 import threading
 import warnings
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -81,12 +83,15 @@ def run(
         str | None, typer.Option(help="Give each value of this categorical column an equal share (augmentation)")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these settings and more")] = None,
+    retrain: Annotated[
+        bool, typer.Option("--retrain", help="Fit again even when a model for these rows and config is cached")
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Train a generator on the source, validate the synthetic rows and publish them if every check passes."""
     with user_errors(verbose):
         settings = load_config(config, source=source, generator=generator, out=out, name=name, rows=rows, seed=seed,
-                               rebalance=rebalance)
+                               rebalance=rebalance, retrain=retrain or None)  # None: the YAML's setting stands
         outcome = run_flow(settings, verbose)
     show_outcome(outcome)
     raise typer.Exit(EXIT_PUBLISHED if outcome.passed else EXIT_REFUSED)
@@ -115,8 +120,13 @@ def evaluate(
 
 @app.command()
 def inspect(
-    source: Annotated[Path, typer.Argument(help="CSV or Parquet file or folder")],
-    config: Annotated[Path | None, typer.Option(help="YAML run config whose `columns:` overrides apply")] = None,
+    source: Annotated[
+        Path | None, typer.Argument(help="CSV or Parquet file or folder [default: the --config's source]")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML run config: its `columns:` overrides apply, its `source:` (a SQL one too) "
+                                       "is read when no SOURCE is given")
+    ] = None,
     as_yaml: Annotated[bool, typer.Option("--yaml", help="Print the kinds as YAML, ready to edit")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -170,6 +180,99 @@ def generators() -> None:
     stdout.print(listing)
 
 
+Out = Annotated[Path, typer.Option(help="Releases root folder")]
+
+
+@app.command()
+def releases(
+    dataset: Annotated[str, typer.Argument(help="Dataset name (a folder under --out)")],
+    out: Out = RunConfig.model_fields["out"].default,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON, for machines")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """List a dataset's releases and refused runs, newest first; CURRENT is marked."""
+    from flows.release.history import list_releases
+    from flows.release.manifest import shown
+
+    with user_errors(verbose):
+        entries = list_releases(out, dataset)
+    if as_json:
+        stdout.print_json(data=[entry.to_dict() for entry in entries])
+        return
+    if not entries:
+        stdout.print(f"no releases or refused runs of {escape(dataset)} under {escape(str(out))}", soft_wrap=True,
+                     highlight=False)
+        return
+    # 79 columns wide, so a pipe's 80 keeps each entry on one line; the CURRENT release (published) says so instead.
+    listing = RichTable(box=None, header_style="bold", pad_edge=False, collapse_padding=True)
+    for column in ("id", "created (UTC)", "generator", "quality", "status", "rows"):
+        listing.add_column(column, no_wrap=column != "generator", overflow="fold")
+    colours = {"published": "green", "refused": "red", "damaged": "yellow"}
+    for entry in entries:
+        status = "[bold green]CURRENT[/]" if entry.current else f"[{colours[entry.verdict]}]{entry.verdict}[/]"
+        listing.add_row(entry.id, escape(minutes_utc(entry.created_at)), escape(shown(entry.generator)),
+                        shown(entry.quality), status, shown(entry.rows))
+    stdout.print(listing)
+
+
+@app.command()
+def rollback(
+    dataset: Annotated[str, typer.Argument(help="Dataset name (a folder under --out)")],
+    release_id: Annotated[str, typer.Argument(help="A published release of the dataset (see `synthgate releases`)")],
+    out: Out = RunConfig.model_fields["out"].default,
+    reason: Annotated[str | None, typer.Option(help="Why, for the dataset's history.jsonl")] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Point the dataset's CURRENT at an earlier published release; the move is logged in history.jsonl."""
+    from flows.release.history import rollback as roll_back
+
+    with user_errors(verbose):
+        moved = roll_back(out, dataset, release_id, reason)
+    if moved.changed:
+        stdout.print(f"CURRENT of {escape(dataset)}: {moved.previous or 'none'} -> {moved.current}", highlight=False)
+    else:
+        stdout.print(f"CURRENT of {escape(dataset)} is already {moved.current}; nothing changed", highlight=False)
+
+
+ReleaseConfigs = Annotated[list[Path], typer.Argument(help="Release configs (YAML, as `run --config` takes)")]
+
+
+@app.command()
+def deploy(
+    configs: ReleaseConfigs,
+    pool: Annotated[str | None, typer.Option(help="Work pool of the releases [default: synthgate]")] = None,
+    train_pool: Annotated[
+        str | None, typer.Option(help="Work pool of `train_deployment` runs (GPU) [default: synthgate-gpu]")
+    ] = None,
+    verbose: Verbose = False,
+) -> None:
+    """Register each config's release (its schedule, one run at a time) and the training its configs name."""
+    with user_errors(verbose):
+        from flows.deploy import RELEASE_POOL, TRAIN_POOL, build_deployments, register
+
+        settings = [load_config(path) for path in configs]
+        registered = register(build_deployments(settings, pool or RELEASE_POOL, train_pool or TRAIN_POOL))
+    for entry in registered:
+        stdout.print(f"registered {escape(str(entry))}", soft_wrap=True, highlight=False)
+
+
+@app.command()
+def serve(configs: ReleaseConfigs, verbose: Verbose = False) -> None:
+    """Run the same deployments from this process until stopped (no workers needed)."""
+    with user_errors(verbose):
+        from flows.deploy import build_deployments, serve_deployments
+
+        serve_deployments(build_deployments([load_config(path) for path in configs], pool=None, train_pool=None))
+
+
+def minutes_utc(stamp: str | None) -> str:
+    """An ISO time as `YYYY-MM-DD HH:MM` in UTC, short enough for a table row; anything else as it is."""
+    try:
+        return datetime.fromisoformat(stamp or "").astimezone(UTC).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return stamp or "—"
+
+
 def run_flow(settings: RunConfig, verbose: bool) -> RunOutcome:
     """Check the input before the orchestrator starts (bad input fails in a second), then run the flow."""
     from flows.steps import preflight
@@ -194,10 +297,17 @@ def evaluate_flow(train: Path, holdout: Path, synthetic: Path, out: Path, settin
 
 
 def show_outcome(outcome: RunOutcome) -> None:
-    """The verdict and where to find the release, the refusal or the evaluation; after a run's refusal, what to try."""
+    """The verdict and where to find the release, the refusal or the evaluation; after a run's refusal, what to try.
+
+    A run that found its release unchanged says so in one line: it wrote nothing.
+    """
     from flows.release.report import refusal_advice
 
     manifest = outcome.manifest
+    if outcome.unchanged:
+        stdout.print(f"unchanged: {escape(manifest.dataset)} release {escape(manifest.name)} already has these rows "
+                     "and this config", soft_wrap=True, highlight=False)
+        return
     show_verdict(manifest.gate, manifest.outcome, outcome.path)
     advice = refusal_advice(manifest)
     if advice:

@@ -6,17 +6,32 @@ plain values.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from flows.gate import ALPHA, GateThresholds
+from flows.sources.sql import DEFAULT_CHUNK_ROWS, parse_url
 from generators.registry import GENERATORS
 from generators.tabular.checks import Setting, settings
 from generators.tabular.errors import BadInputError
+
+log = logging.getLogger(__name__)
 
 DEMO_SOURCE = Path(__file__).resolve().parent.parent / "data" / "adult.parquet"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -63,12 +78,71 @@ else:
     )
 
 
+class Schedule(BaseModel):
+    """A cron schedule in a time zone, as a deployment runs it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str = Field(description="five-field cron expression, e.g. '0 3 1 * *' (03:00 on the 1st of each month)")
+    timezone: str = Field("UTC", description="IANA time zone the cron is read in, e.g. 'Europe/Paris'")
+
+
+class SqlSource(BaseModel):
+    """A table or a query in a SQL database (`source: {sql: URL, table: NAME}` in YAML), read by `flows.sources.sql`.
+
+    The password stays out of the config: `password_env` names the environment variable that holds it, or
+    `password_secret` a Prefect `Secret` block; either is read only when the source is. One written inside the URL
+    works but is warned about, since the config travels (Prefect parameters, shells' history).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sql: str = Field(description="SQLAlchemy URL without the password, e.g. postgresql+psycopg://user@host:5432/db "
+                     "or sqlite:///file.db")
+    table: str | None = Field(None, description="table to read whole (or give `query`)")
+    query: str | None = Field(None, description="SELECT whose rows are read (or give `table`)")
+    db_schema: str | None = Field(None, alias="schema", description="database schema the table is in")
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    password_secret: str | None = Field(None, description="Prefect Secret block holding the password")
+    chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, gt=0, description="rows fetched at a time (streamed)")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SqlSource:
+        """Exactly one of table and query, at most one place for the password, and a URL SQLAlchemy can read."""
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of table and query")
+        if self.db_schema is not None and self.table is None:
+            raise ValueError("schema goes with table (write the schema into the query)")
+        if self.password_env is not None and self.password_secret is not None:
+            raise ValueError("give at most one of password_env and password_secret")
+        url = parse_url(self.sql)
+        if url.password is not None:
+            if self.password_env is not None or self.password_secret is not None:
+                raise ValueError("the URL holds a password and password_env or password_secret names another")
+            log.warning("the source URL %s holds a password: prefer password_env or password_secret",
+                        url.render_as_string(hide_password=True))
+        return self
+
+    @property
+    def dataset(self) -> str:
+        """The default dataset name: the table's, or `query`."""
+        return self.table or "query"
+
+
+def _source_kind(value: Any) -> str:
+    """`sql` for a mapping (or a `SqlSource`), `path` for anything else: the one branch pydantic reports on."""
+    return "sql" if isinstance(value, dict | SqlSource) else "path"
+
+
 class RunConfig(BaseModel):
     """Everything one `synthgate run` needs. Unknown keys are errors, so a typo never passes silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: Path = Field(DEMO_SOURCE, description="CSV or Parquet file, or a folder of them")
+    source: Annotated[
+        Annotated[Path, Tag("path")] | Annotated[SqlSource, Tag("sql")], Discriminator(_source_kind)
+    ] = Field(DEMO_SOURCE, description="CSV or Parquet file, or a folder of them, or {sql: URL, table: NAME} or "
+              "{sql: URL, query: SELECT ...}")
     na_values: list[str] | None = Field(
         None, description="CSV cells read as missing, in every column (default: '', ?, NA, N/A, NaN, nan, NULL, null, "
         "None; NA and None only in columns of numbers)"
@@ -94,6 +168,16 @@ class RunConfig(BaseModel):
         None, gt=0, description="total epsilon this dataset may spend over all its releases (needs a DP generator)"
     )
     gate: GateConfig = GateConfig()
+    keep: int | None = Field(
+        None, ge=1, description="releases to keep per dataset (older ones are deleted after a publish; CURRENT and "
+        "the newest are always kept); none = keep all"
+    )
+    schedule: Schedule | None = Field(None, description="when a deployment of this config runs (`synthgate deploy`)")
+    train_deployment: str | None = Field(
+        None, description="Prefect deployment ('flow/deployment') that trains on a work pool, e.g. 'train/gpu'; "
+        "none = train in this process"
+    )
+    retrain: bool = Field(False, description="fit again even when a model for the same rows and config is cached")
 
     @field_validator("generator")
     @classmethod
@@ -126,25 +210,44 @@ class RunConfig(BaseModel):
         """The dataset's folder name under `out`."""
         if self.name is not None:
             return self.name
-        stem = self.source.name.split(".")[0] or "dataset"
+        stem = self.source.dataset if isinstance(self.source, SqlSource) else self.source.name.split(".")[0]
+        stem = stem or "dataset"
         return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "dataset"
 
 
 def load_config(path: Path | None = None, **flags: Any) -> RunConfig:
     """The run's config from an optional YAML file with CLI flags on top (flags left `None` are unset).
 
-    Relative paths in the YAML file are relative to the file's folder, as a user reading it expects.
+    Relative paths in the YAML file are relative to the file's folder, as a user reading it expects; so is the file
+    of a `sqlite:///relative.db` source.
     """
     values: dict[str, Any] = read_yaml(path) if path is not None else {}
     if path is not None:
         for key in ("source", "out"):
             if isinstance(values.get(key), str):
                 values[key] = str((path.parent / values[key]).expanduser())
+        source = values.get("source")
+        if isinstance(source, dict) and isinstance(source.get("sql"), str):
+            values["source"] = {**source, "sql": _sqlite_beside(source["sql"], path.parent)}
     values.update({k: v for k, v in flags.items() if v is not None})
     try:
         return RunConfig.model_validate(values)
     except ValidationError as err:
         raise BadInputError(f"config: {describe_validation_error(err)}") from None
+
+
+def _sqlite_beside(text: str, folder: Path) -> str:
+    """A SQLite URL whose relative file is taken from `folder`; any other URL (or a malformed one) unchanged."""
+    try:
+        url = parse_url(text)
+    except BadInputError:
+        return text  # the model's validation says what is wrong with it
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return text
+    if Path(database).expanduser().is_absolute():
+        return text
+    return url.set(database=str(folder / database)).render_as_string(hide_password=False)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ task (`flows/tasks.py`).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,20 +16,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.cache import ModelCache, digest, model_key, rows_digest
 from flows.config import AUTO_GENERATOR, RunConfig
 from flows.gate import BudgetUse
 from flows.release import ledger
 from flows.release.manifest import EXPECTATIONS_DOCS, GeneratorRecord, Manifest
 from flows.release.publish import (
     MANIFEST,
+    RELEASES,
     check_evaluation_folder,
     check_writable,
+    dataset_folder,
     publish_evaluation,
     publish_release,
+    read_current,
     record_refusal,
 )
 from flows.release.report import render_report
-from flows.select import CANDIDATES, Candidate, Selection
+from flows.select import CANDIDATES, Candidate, Selection, Trial, choose_generator
 from flows.sources import SourceInfo, load_table, read_source
 from generators import registry
 from generators.base import Generator
@@ -38,16 +43,25 @@ from generators.tabular.inference import as_written, conform_column, infer_schem
 from generators.tabular.schema import ColumnKind, Schema
 
 MODEL_PATH = "model/generator.pt"
+RUNS = ".runs"  # OUT/<dataset>/.runs/<run_id>/: a hand-off's rows and model, only while its training runs
+# What does not change a run's output: where it is written, how it is scheduled and where it trains, how many
+# releases are kept, and whether a cached model may be reused (a reused model is the one a fit would make).
+_NOT_FINGERPRINTED = frozenset({"out", "retrain", "schedule", "train_deployment", "keep"})
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """Where a run left its manifest (a published release, a kept refusal, an evaluation's folder), and the manifest."""
+    """Where a run left its manifest (a published release, a kept refusal, an evaluation's folder), and the manifest.
+
+    `unchanged`: the run found the current release made from the same rows and config and wrote nothing; `path`
+    and `manifest` are that release's.
+    """
 
     path: Path
     manifest: Manifest
+    unchanged: bool = False
 
     @property
     def passed(self) -> bool:
@@ -127,12 +141,121 @@ def write_evaluation(out: Path, manifest: Manifest, details: Mapping[str, Any], 
     return RunOutcome(path, manifest)
 
 
-def train_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig,
-                    selection: Selection | None = None) -> Generator:
-    """The generator the config names fitted on `frame`; with `auto`, the one `selection` chose, with its parameters."""
+def run_fingerprint(config: RunConfig, source: SourceInfo) -> str:
+    """What decides a run's output: the source's sha256, the run's config and the synthgate version, as a sha256.
+
+    The settings that do not change the rows published are left out (`_NOT_FINGERPRINTED`), so a scheduled rerun
+    that only reuses a cached model, or trains elsewhere, still finds its release unchanged.
+    """
+    return digest(source=source.sha256, config=config.model_dump(mode="json", exclude=set(_NOT_FINGERPRINTED)))
+
+
+def unchanged_release(config: RunConfig, fingerprint: str) -> RunOutcome | None:
+    """The current release, when its manifest has `fingerprint`: the run would publish the same rows again.
+
+    Same rows, same config and the same version make the same release (every step is seeded), so a scheduled run
+    on data that did not change stops here. `retrain` does not bypass this: a fit of the same rows with the same
+    seed is the model the release already carries. A current manifest that cannot be read is not a match: the run
+    goes on and publishes, losing nothing.
+    """
+    current = read_current(config.out, config.dataset)
+    if current is None:
+        return None
+    path = dataset_folder(config.out, config.dataset) / RELEASES / current
+    try:
+        manifest = Manifest.from_json((path / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as err:
+        log.warning("cannot read the current release's manifest %s (%s); running in full", path / MANIFEST, err)
+        return None
+    if manifest.fingerprint != fingerprint:
+        return None
+    log.info("%s release %s already has these rows and this config: nothing to publish", config.dataset, current)
+    return RunOutcome(path, manifest, unchanged=True)
+
+
+def select_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig) -> Selection:
+    """`auto`'s choice on these training rows (`choose_generator`), or the one an earlier run cached for them.
+
+    The cache key holds what the trials depend on: the rows, the schema, the seed, the device and the gate's
+    thresholds (each trial is judged by them). `config.retrain` chooses again and replaces the cached choice.
+    """
+    cache = ModelCache(config.out, config.dataset)
+    key = digest(rows=rows_digest(frame), schema=schema.to_dict(), generator=AUTO_GENERATOR, seed=config.seed,
+                 device=config.device, gate=config.gate.model_dump())
+    cached = None if config.retrain else cache.load_record(key)
+    if cached is not None:
+        try:
+            selection = selection_from_dict(cached)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            log.warning("ignoring a malformed cached selection (%s); choosing again", err)
+        else:
+            log.info("reusing the cached choice of %s for these rows", selection.name)
+            return selection
+    selection = choose_generator(frame, schema, config)
+    cache.store_record(key, selection.to_dict())
+    return selection
+
+
+def selection_from_dict(record: Mapping[str, Any]) -> Selection:
+    """The `Selection` whose `to_dict()` is `record` (as the model cache keeps it)."""
+    trials = tuple(Trial(t["name"], t["params"], t["fit_s"], float("nan") if t["quality"] is None else t["quality"],
+                         t["passed"], tuple(t["failed"])) for t in record["candidates"])
+    chosen = record["chosen"]
+    return Selection(chosen["name"], chosen["params"], trials, record["fit_rows"], record["validation_rows"],
+                     record["seconds"])
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A fitted model, its key in the dataset's model cache, and whether it was reused from there (no fit)."""
+
+    model: Generator
+    cache_key: str
+    reused: bool
+
+
+def train_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig, run_id: str,
+                    selection: Selection | None = None) -> Trained:
+    """The generator the config names fitted on `frame`; with `auto`, the one `selection` chose, with its parameters.
+
+    A model cached for the same rows, schema, generator, full parameters, seed and device is loaded instead of
+    fitted, unless `config.retrain`. A fit runs in this process or, with `config.train_deployment`, on that
+    deployment's work pool (`fit_remotely`); either way the model is then cached. The cache is consulted first, so a
+    reused model never starts a hand-off.
+    """
     name, params = (selection.name, dict(selection.params)) if selection else (config.generator, config.params)
-    log.info("training %s on %d rows", name, len(frame))
-    return create(name, params, seed=config.seed, device=config.device).fit(frame, schema)
+    unfitted = create(name, params, seed=config.seed, device=config.device)
+    key = model_key(rows_digest(frame), schema, name, asdict(unfitted.config), config.seed, config.device)
+    cache = ModelCache(config.out, config.dataset)
+    cached = None if config.retrain else cache.load_model(key)
+    if cached is not None:
+        log.info("reusing the %s model cached for these rows and parameters", name)
+        return Trained(cached, key, reused=True)
+    if config.train_deployment is not None:
+        model = fit_remotely(config.train_deployment, unfitted, frame, schema,
+                             dataset_folder(config.out, config.dataset) / RUNS / run_id)
+    else:
+        log.info("training %s on %d rows", name, len(frame))
+        model = unfitted.fit(frame, schema)
+    cache.store_model(key, model)
+    return Trained(model, key, reused=False)
+
+
+def fit_remotely(deployment: str, unfitted: Generator, frame: pd.DataFrame, schema: Schema, run_dir: Path
+                 ) -> Generator:
+    """`unfitted` fitted on `frame` by a run of the `train` deployment on its work pool, loaded here.
+
+    The rows go to the pool through `run_dir`, which is removed whatever happens: it holds private training rows.
+    The hand-off is imported only here, since only a run with a train deployment needs Prefect's deployment client.
+    """
+    from flows.handoff import train_remotely
+
+    try:
+        path = train_remotely(deployment, frame, schema, unfitted.name, asdict(unfitted.config), unfitted.seed,
+                              unfitted.device, run_dir)
+        return registry.load(path)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def sample_synthetic(model: Generator, rows: int, rebalance: str | None = None, seed: int = 0) -> pd.DataFrame:
@@ -165,14 +288,17 @@ def rebalance_values(schema: Schema, column: str) -> list[object]:
     return list(spec.categories)
 
 
-def describe_generator(model: Generator, config: RunConfig, selection: Selection | None = None) -> GeneratorRecord:
+def describe_generator(trained: Trained, config: RunConfig, selection: Selection | None = None) -> GeneratorRecord:
     """The manifest's `generator` entry: the full hyper-parameters used, defaults included, and the DP budget spent.
 
     The differential-privacy budget is what the fit spent (None without DP). With `auto`, the entry names the
-    generator it chose and says how (`selection`: every candidate's trial on the validation split).
+    generator it chose and says how (`selection`: every candidate's trial on the validation split). The model's
+    cache key, and whether it was reused from the cache, say which fit made the rows.
     """
+    model = trained.model
     return GeneratorRecord(selection.name if selection else config.generator, asdict(model.config), config.seed,
-                           str(model.device_), model.privacy_spent_, selection.to_dict() if selection else None)
+                           str(model.device_), model.privacy_spent_, selection.to_dict() if selection else None,
+                           cache_key=trained.cache_key, reused=trained.reused)
 
 
 def budget_use(config: RunConfig, model: Generator) -> BudgetUse | None:
@@ -191,7 +317,7 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: M
     """Publish when the gate passed; otherwise keep only the manifest, report and Data Docs under `refused/`.
 
     A release carries the trained model (shareable form) and GX's Data Docs beside the data, and the spent epsilon
-    is recorded in the dataset's ledger.
+    is recorded in the dataset's ledger. The outcome's manifest carries the release's id (or the refused run's).
     """
     def report(final: Manifest) -> str:
         return render_report(final, details=details)
@@ -201,10 +327,10 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: M
         rows = as_written(synthetic, model.encoder_.schema_)
         path = publish_release(config.out, config.dataset, run_id, rows, manifest, report,
                                model=(MODEL_PATH, lambda path: model.save(path, shareable=True)), folders=folders,
-                               on_commit=lambda: spend_budget(config, run_id, model))
-    else:
-        path = record_refusal(config.out, config.dataset, run_id, manifest, report, folders=folders)
-    return RunOutcome(path, manifest)
+                               on_commit=lambda: spend_budget(config, run_id, model), keep=config.keep)
+        return RunOutcome(path, manifest.released(run_id, config.dataset))
+    path = record_refusal(config.out, config.dataset, run_id, manifest, report, folders=folders, keep=config.keep)
+    return RunOutcome(path, manifest.refused(run_id, config.dataset))
 
 
 def documents(docs_dir: Path | None) -> dict[str, Path]:

@@ -1,6 +1,11 @@
 """The `synthesize` flow: source to gated release, one task per step (`flows.tasks`).
 
-Each task is one call into library code.
+Each task is one call into library code. A run whose rows and config made the current release stops after the
+ingest (`unchanged`); each run ends in a Prefect event (`flows.release.events`).
+
+With `config.train_deployment`, the final fit runs on that deployment's work pool (`flows.handoff`); with `auto`,
+the choice's trials still run here, on their small validation split, and only the chosen model's fit is handed
+off. A model cached for the same training rows and config is reused before any fit or hand-off (`flows.cache`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ from pathlib import Path
 from prefect import flow
 
 from flows.config import AUTO_GENERATOR, RunConfig
+from flows.release.events import announce
 from flows.release.manifest import Sampling, Split, build_manifest, report_details
 from flows.release.publish import new_run_id
-from flows.steps import RunOutcome, budget_use, describe_generator
+from flows.steps import RunOutcome, budget_use, describe_generator, run_fingerprint
 from flows.tasks import (
     check_privacy,
     gate,
@@ -27,6 +33,7 @@ from flows.tasks import (
     select,
     split,
     train,
+    unchanged,
     validate,
 )
 from privacy.distance import PrivacyConfig
@@ -37,15 +44,22 @@ from validation.utility import infer_target
 def synthesize(config: RunConfig) -> RunOutcome:
     """Ingest, split, train, sample, validate, check privacy, gate, then publish or refuse.
 
-    With `auto`, the generator is chosen on the training part between the split and the training.
+    With `auto`, the generator is chosen on the training part between the split and the training. When the current
+    release was made from the same rows and config, nothing is written and the outcome is `unchanged`.
     """
     run_id, started = new_run_id(), time.perf_counter()
     timings: dict[str, float] = {}
     table = ingest(config.source, config.columns, config.target, config.na_values)
+    fingerprint = run_fingerprint(config, table.source)
+    current = unchanged(config, fingerprint)
+    if current is not None:
+        announce(current.manifest, unchanged=True)
+        return current
     train_part, holdout = split(table.frame, config.holdout, config.seed)
     selection = select(train_part, table.schema, config) if config.generator == AUTO_GENERATOR else None
     with _timed(timings, "fit_s"):
-        model = train(train_part, table.schema, config, selection)
+        trained = train(train_part, table.schema, config, run_id, selection)
+    model = trained.model
     with _timed(timings, "sample_s"):
         synthetic = sample(model, config.rows or len(table.frame), config.rebalance, config.seed)
     with tempfile.TemporaryDirectory(prefix="synthgate-docs-") as docs:
@@ -66,11 +80,14 @@ def synthesize(config: RunConfig) -> RunOutcome:
             privacy=privacy,
             verdict=verdict,
             timings=timings,
-            generator=describe_generator(model, config, selection),
+            generator=describe_generator(trained, config, selection),
             sampling=Sampling(config.rebalance),
+            fingerprint=fingerprint,
         )
         report_artifacts(manifest)
-        return publish(config, run_id, synthetic, manifest, report_details(fidelity), model, Path(docs))
+        outcome = publish(config, run_id, synthetic, manifest, report_details(fidelity), model, Path(docs))
+    announce(outcome.manifest)
+    return outcome
 
 
 @contextmanager

@@ -1,6 +1,9 @@
-"""The generators synthgate knows, by name: the one place to register a new model.
+"""The generators synthgate knows, by name: every public module of `generators/models/` is one.
 
-Entries are "module:Class" strings imported on demand, so `import generators` never loads torch models.
+A model file `generators/models/<name>.py` decorates its `Generator` subclass with `@register` and sets
+`name = "<name>"`: nothing else lists it. The names are found on disk and each module is imported when it is
+first asked for, so `import generators` never loads torch. A module whose name starts with `_` holds shared
+model code (e.g. `_latent.py`) and is no generator.
 """
 
 from __future__ import annotations
@@ -8,22 +11,41 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import os
-from typing import TYPE_CHECKING, Any
+import pkgutil
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import generators.models
 from generators.tabular.errors import BadInputError
 
 if TYPE_CHECKING:
     from generators.base import Generator
 
+    G = TypeVar("G", bound=type[Generator])
+else:
+    G = TypeVar("G")
+
+# name -> module, in name order: found by listing the models package, which imports nothing.
 GENERATORS: dict[str, str] = {
-    "gmm": "generators.models.gmm:GaussianMixtureGenerator",
-    "vae": "generators.models.vae:VAEGenerator",
-    "autoencoder": "generators.models.autoencoder:AutoencoderGenerator",
-    "copula": "generators.models.copula:GaussianCopulaGenerator",
-    "rbm": "generators.models.rbm:RBMGenerator",
-    "gan": "generators.models.gan:GanGenerator",
-    "ddpm": "generators.models.ddpm:TabularDiffusion",
+    module.name: f"{generators.models.__name__}.{module.name}"
+    for module in sorted(pkgutil.iter_modules(generators.models.__path__), key=lambda m: m.name)
+    if not module.name.startswith("_")
 }
+_REGISTERED: dict[str, type[Generator]] = {}
+
+
+def register(generator_class: G) -> G:
+    """Class decorator of a model: registers it under its `name`, which must be its module's name.
+
+    Tying the name to the file keeps the registry a listing of `generators/models/`, readable without
+    importing any model.
+    """
+    module = generator_class.__module__.rpartition(".")[2]
+    if generator_class.name != module:
+        raise TypeError(f"{generator_class.__name__}.name is '{generator_class.name}' but its module is "
+                        f"'{module}': a generator's name is its file's name")
+    _REGISTERED[generator_class.name] = generator_class
+    return generator_class
+
 
 # Parameters that were renamed when the generators came to share one vocabulary (see
 # `generators.nn.training.TrainingConfig`): old name -> new name. Users type these into YAML, so an old name
@@ -46,12 +68,14 @@ RENAMED: dict[str, str] = {
 def get_generator_class(name: str) -> type[Generator]:
     """The class registered under `name`, imported now."""
     try:
-        target = GENERATORS[name]
+        module = GENERATORS[name]
     except KeyError:
         raise BadInputError(f"unknown generator '{name}'; known: {', '.join(sorted(GENERATORS))}") from None
-    module, _, attribute = target.partition(":")
-    generator_class: type[Generator] = getattr(importlib.import_module(module), attribute)
-    return generator_class
+    importlib.import_module(module)
+    try:
+        return _REGISTERED[name]
+    except KeyError:
+        raise TypeError(f"{module} registers no generator: decorate its Generator subclass with @register") from None
 
 
 def create(name: str, params: dict[str, Any] | None = None, seed: int = 0, device: str = "auto") -> Generator:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -185,12 +185,11 @@ class PrivacyResult:
     noise of the holdout's 5th percentile as well as the synthetic rows', exactly.
     `subset_dcr_share`, `subset_columns`: the largest DCR share over the column subsets, and where; its
     interval is at alpha / (number of subsets).
-    `membership_auc_*`: AUC of the `distance`, `density` and `ensemble` attacks (0.5 honest).
-    `membership_tpr_low_fpr_<attack>`: the attack's TPR at FPR `membership_low_fpr` (equal to it when
-    honest; the gated one), `membership_tpr_1_fpr_<attack>` and `membership_tpr_10_fpr_<attack>` at 1%
-    and 10% FPR (reported); members are every training row, non-members every holdout row, and the
-    intervals carry the threshold's noise (`privacy.membership.tpr_at_fpr`: the lower bound exceeds the
-    FPR with probability at most alpha when the release leaks nothing).
+    `membership`: each attack (`distance`, `density`, `ensemble`) scored on members (every training row)
+    against non-members (every holdout row): its AUC (0.5 honest) and its TPR at `membership_low_fpr` (equal
+    to it when honest; the gated one) and at 1% and 10% FPR (reported), each with an interval that carries
+    the threshold's noise (`privacy.membership.tpr_at_fpr`: the lower bound exceeds the FPR with
+    probability at most alpha when the release leaks nothing).
     `isolated_k` training and `isolated_holdout_k` holdout rows (as many) are the most isolated real rows;
     `isolated_reproduced` and `isolated_holdout_reproduced` of them have a synthetic row nearer than
     the configured fraction of their isolation. `isolated_excess` is the first rate less the second
@@ -210,31 +209,8 @@ class PrivacyResult:
     subset_dcr_share: float
     subset_dcr_share_ci: tuple[float, float]
     subset_columns: tuple[str, ...]
-    membership_auc_distance: float
-    membership_auc_distance_ci: tuple[float, float]
-    membership_auc_density: float
-    membership_auc_density_ci: tuple[float, float]
-    membership_auc_ensemble: float
-    membership_auc_ensemble_ci: tuple[float, float]
     membership_low_fpr: float
-    membership_tpr_low_fpr_distance: float
-    membership_tpr_low_fpr_distance_ci: tuple[float, float]
-    membership_tpr_low_fpr_density: float
-    membership_tpr_low_fpr_density_ci: tuple[float, float]
-    membership_tpr_low_fpr_ensemble: float
-    membership_tpr_low_fpr_ensemble_ci: tuple[float, float]
-    membership_tpr_1_fpr_distance: float
-    membership_tpr_1_fpr_distance_ci: tuple[float, float]
-    membership_tpr_1_fpr_density: float
-    membership_tpr_1_fpr_density_ci: tuple[float, float]
-    membership_tpr_1_fpr_ensemble: float
-    membership_tpr_1_fpr_ensemble_ci: tuple[float, float]
-    membership_tpr_10_fpr_distance: float
-    membership_tpr_10_fpr_distance_ci: tuple[float, float]
-    membership_tpr_10_fpr_density: float
-    membership_tpr_10_fpr_density_ci: tuple[float, float]
-    membership_tpr_10_fpr_ensemble: float
-    membership_tpr_10_fpr_ensemble_ci: tuple[float, float]
+    membership: Mapping[str, AttackScore]
     isolated_k: int
     isolated_reproduced: int
     isolated_holdout_k: int
@@ -278,9 +254,6 @@ def evaluate_privacy(
         alpha=alpha,
     )
     dcr_error = evidence.dcr_standard_error
-    low, one, ten = (
-        {name: attack.tpr[fpr] for name, attack in attacks.items()} for fpr in (config.low_fpr, *REPORTED_FPRS)
-    )
     result = PrivacyResult(
         dcr_share=evidence.dcr_share,
         dcr_share_ci=_normal_interval(evidence.dcr_share, dcr_error, alpha),
@@ -294,31 +267,8 @@ def evaluate_privacy(
         subset_dcr_share=worst.share,
         subset_dcr_share_ci=_normal_interval(worst.share, worst.standard_error, alpha / max(len(evidence.subsets), 1)),
         subset_columns=worst.columns,
-        membership_auc_distance=attacks["distance"].auc.auc,
-        membership_auc_distance_ci=attacks["distance"].auc.ci,
-        membership_auc_density=attacks["density"].auc.auc,
-        membership_auc_density_ci=attacks["density"].auc.ci,
-        membership_auc_ensemble=attacks["ensemble"].auc.auc,
-        membership_auc_ensemble_ci=attacks["ensemble"].auc.ci,
         membership_low_fpr=config.low_fpr,
-        membership_tpr_low_fpr_distance=low["distance"].tpr,
-        membership_tpr_low_fpr_distance_ci=low["distance"].ci,
-        membership_tpr_low_fpr_density=low["density"].tpr,
-        membership_tpr_low_fpr_density_ci=low["density"].ci,
-        membership_tpr_low_fpr_ensemble=low["ensemble"].tpr,
-        membership_tpr_low_fpr_ensemble_ci=low["ensemble"].ci,
-        membership_tpr_1_fpr_distance=one["distance"].tpr,
-        membership_tpr_1_fpr_distance_ci=one["distance"].ci,
-        membership_tpr_1_fpr_density=one["density"].tpr,
-        membership_tpr_1_fpr_density_ci=one["density"].ci,
-        membership_tpr_1_fpr_ensemble=one["ensemble"].tpr,
-        membership_tpr_1_fpr_ensemble_ci=one["ensemble"].ci,
-        membership_tpr_10_fpr_distance=ten["distance"].tpr,
-        membership_tpr_10_fpr_distance_ci=ten["distance"].ci,
-        membership_tpr_10_fpr_density=ten["density"].tpr,
-        membership_tpr_10_fpr_density_ci=ten["density"].ci,
-        membership_tpr_10_fpr_ensemble=ten["ensemble"].tpr,
-        membership_tpr_10_fpr_ensemble_ci=ten["ensemble"].ci,
+        membership=attacks,
         isolated_k=len(outliers.members),
         isolated_reproduced=outliers.members_reproduced,
         isolated_holdout_k=len(outliers.nonmembers),
@@ -364,7 +314,7 @@ def _p_above_half(share: float, standard_error: float) -> float:
 def _log(result: PrivacyResult) -> None:
     logger.info(
         "privacy: dcr share %.4f %s, worst subset %.4f %s, nndr low %.4f %s, exact excess %.4f %s, "
-        "membership auc %.3f/%.3f/%.3f, tpr at %g fpr %.4f %s / %.4f %s / %.4f %s, "
+        "membership auc %s, tpr at %g fpr %s, "
         "isolated reproduced %d/%d vs holdout %d/%d "
         "(excess %s), in %.1f s",
         result.dcr_share,
@@ -375,16 +325,10 @@ def _log(result: PrivacyResult) -> None:
         _bounds(result.nndr_low_share_ci),
         result.exact_match_excess,
         _bounds(result.exact_match_excess_ci),
-        result.membership_auc_distance,
-        result.membership_auc_density,
-        result.membership_auc_ensemble,
+        "/".join(f"{score.auc.auc:.3f}" for score in result.membership.values()),
         result.membership_low_fpr,
-        result.membership_tpr_low_fpr_distance,
-        _bounds(result.membership_tpr_low_fpr_distance_ci),
-        result.membership_tpr_low_fpr_density,
-        _bounds(result.membership_tpr_low_fpr_density_ci),
-        result.membership_tpr_low_fpr_ensemble,
-        _bounds(result.membership_tpr_low_fpr_ensemble_ci),
+        " / ".join(f"{tpr.tpr:.4f} {_bounds(tpr.ci)}"
+                   for tpr in (score.tpr[result.membership_low_fpr] for score in result.membership.values())),
         result.isolated_reproduced,
         result.isolated_k,
         result.isolated_holdout_reproduced,

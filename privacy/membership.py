@@ -295,10 +295,12 @@ _GATED_ATTACKS = ("distance", "density", "ensemble")
 def _membership(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
     d = audit.distances
     for attack in _GATED_ATTACKS:
-        yield Reading(getattr(d, f"membership_tpr_low_fpr_{attack}"), f"[{attack}]",
+        score = d.membership[attack]
+        at_low_fpr = score.tpr[d.membership_low_fpr]
+        yield Reading(at_low_fpr.tpr, f"[{attack}]",
                       f"Membership inference ({attack} attack): members caught at {d.membership_low_fpr:.1%} false "
-                      f"positives (AUC {getattr(d, f'membership_auc_{attack}'):.3f}, reported only)",
-                      interval=getattr(d, f"membership_tpr_low_fpr_{attack}_ci"))
+                      f"positives (AUC {score.auc.auc:.3f}, reported only)",
+                      interval=at_low_fpr.ci)
 
 
 declare(CheckSpec(

@@ -31,6 +31,8 @@ from validation.audit import FidelityAudit
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    from privacy.distance import PrivacyResult
+
 _VERSIONED = ("synthgate", "torch", "sdmetrics", "prefect", "pandas", "pyarrow", "great-expectations")
 EXPECTATIONS_DOCS = "expectations"  # the release's sub-folder holding GX's Data Docs
 R = TypeVar("R", bound="DataclassInstance")
@@ -63,11 +65,18 @@ class GeneratorRecord:
     device: str | None = None
     differential_privacy: Mapping[str, float] | None = None
     selection: Mapping[str, Any] | None = None
+    cache_key: str | None = None
+    reused: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest's `generator` entry; `selection` only when `auto` chose the generator."""
+        """The manifest's `generator` entry; `selection` only when `auto` chose the generator.
+
+        `cache_key` names the trained model in the dataset's model cache (training rows, generator config and
+        synthgate version); `reused` says the fit was skipped because that model was already there.
+        """
         described = {"name": self.name, "params": dict(self.params), "seed": self.seed, "device": self.device,
-                     "differential_privacy": self.differential_privacy}
+                     "differential_privacy": self.differential_privacy, "cache_key": self.cache_key,
+                     "reused": self.reused}
         return described | ({"selection": self.selection} if self.selection is not None else {})
 
 
@@ -159,7 +168,9 @@ class Manifest:
     """One run's record.
 
     A `run` has a `generator` and `sampling`; `evaluate` has `evaluation` (the three tables' paths) instead. A
-    published release has `release_id`, `rows`, `files` and `model`; a refusal has `run_id`.
+    published release has `release_id`, `rows`, `files` and `model`; a refusal has `run_id`. `fingerprint` is the
+    sha256 of what decides a run's output (the source's rows and the run config, `out` aside): a scheduled run
+    whose fingerprint equals the current release's has nothing new to publish.
     """
 
     dataset: str
@@ -179,6 +190,7 @@ class Manifest:
     rows: int | None = None
     files: tuple[FileRecord, ...] = ()
     model: FileRecord | None = None
+    fingerprint: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -225,6 +237,7 @@ class Manifest:
             "gate": self.gate.to_dict(),
             "schema": None if self.schema is None else dict(self.schema),
             "versions": dict(self.versions),
+            "fingerprint": self.fingerprint,
         }
         return {key: value for key, value in sections.items() if value is not None}
 
@@ -263,6 +276,7 @@ class Manifest:
             rows=data.get("rows"),
             files=tuple(FileRecord(**part) for part in data.get("files") or ()),
             model=FileRecord(**model) if isinstance(model, Mapping) else None,
+            fingerprint=data.get("fingerprint"),
         )
 
 
@@ -280,6 +294,7 @@ def build_manifest(
     sampling: Sampling | None = None,
     evaluation: Mapping[str, str] | None = None,
     rows: int | None = None,
+    fingerprint: str | None = None,
 ) -> Manifest:
     """Everything known about a run before it is published.
 
@@ -321,6 +336,7 @@ def build_manifest(
         sampling=sampling,
         evaluation=evaluation,
         rows=rows,
+        fingerprint=fingerprint,
     )
 
 
@@ -354,6 +370,9 @@ def _privacy_figures(privacy: PrivacyAudit) -> dict[str, Any]:
     }
     distances: dict[str, Any] = {}
     for key, value in asdict(privacy.distances).items():
+        if key == "membership":
+            distances.update(_membership_figures(privacy.distances))
+            continue
         if key == "elapsed_s":
             continue
         if key.endswith("_ci"):
@@ -363,6 +382,21 @@ def _privacy_figures(privacy: PrivacyAudit) -> dict[str, Any]:
         else:
             distances[key] = value
     return {"pii_leaks": privacy.pii.leaked_cells, **distances, **risks, "inference_column": attacks.inference_column}
+
+
+def _membership_figures(distances: PrivacyResult) -> dict[str, Any]:
+    """Each membership attack's AUC, then its TPR at each FPR, flat: `membership_tpr_<low|1|10>_fpr_<attack>`."""
+    figures: dict[str, Any] = {}
+    for attack, score in distances.membership.items():
+        figures[f"membership_auc_{attack}"] = score.auc.auc
+        figures[f"membership_auc_{attack}_low"], figures[f"membership_auc_{attack}_high"] = score.auc.ci
+    for fpr in next(iter(distances.membership.values())).tpr if distances.membership else ():
+        at = "low" if fpr == distances.membership_low_fpr else f"{100 * fpr:g}"
+        for attack, score in distances.membership.items():
+            figures[f"membership_tpr_{at}_fpr_{attack}"] = score.tpr[fpr].tpr
+            figures[f"membership_tpr_{at}_fpr_{attack}_low"], figures[f"membership_tpr_{at}_fpr_{attack}_high"] = (
+                score.tpr[fpr].ci)
+    return figures
 
 
 def report_details(fidelity: FidelityAudit) -> dict[str, Any]:

@@ -4,7 +4,12 @@ Everything is written into `OUT/<dataset>/.staging/`, fsynced, then moved into p
 `os.rename`; `CURRENT` is replaced atomically afterwards. A crash at any moment therefore leaves the
 previous release and `CURRENT` intact; its leftovers (staging folders, `CURRENT` temp files) are removed
 by the next run. An exclusive `flock` on `OUT/<dataset>/.lock` serialises runs of the same dataset, so
-one run never cleans away another's staging. Nothing already published is modified or deleted.
+one run never cleans away another's staging. Nothing already published is modified; a release is deleted
+only by retention (`keep`), never the one `CURRENT` names nor the newest, and whole: renamed into `.staging/`
+first, so a crash leaves it either in place or out of sight, for the next run to remove.
+
+Every move of `CURRENT` and every deletion is a line of `OUT/<dataset>/history.jsonl`, appended and fsynced
+with the lock held: time, action (published, rollback, retention), release_id, the previous `CURRENT`, reason.
 
 `synthgate evaluate` publishes its output folder the same way, staged beside it (in `.<name>.synthgate/`,
 which also holds its lock) and then exchanged with the previous evaluation there in one atomic
@@ -33,7 +38,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Literal
 
 import pandas as pd
 import pyarrow as pa
@@ -47,6 +52,7 @@ log = logging.getLogger(__name__)
 RELEASES = "releases"
 REFUSED = "refused"
 CURRENT = "CURRENT"
+HISTORY = "history.jsonl"
 STAGING = ".staging"
 LOCK = ".lock"
 MANIFEST = "manifest.json"
@@ -69,6 +75,7 @@ _EVALUATION_HOME = ".synthgate"
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
 
 Attachment = tuple[str, Callable[[Path], None]]  # a file's path in a release, and the writer that makes it
+Action = Literal["published", "rollback", "retention"]  # what a line of history.jsonl records
 
 
 class StorageError(BadInputError):
@@ -81,7 +88,7 @@ def check_writable(out_dir: Path, dataset: str) -> None:
     That is a file in the way, or a folder this user may not write into (root may write anywhere, so only the disk
     itself can refuse it).
     """
-    _check_writable(Path(out_dir) / _safe(dataset, "dataset"), f"cannot write releases under {out_dir}")
+    _check_writable(dataset_folder(out_dir, dataset), f"cannot write releases under {out_dir}")
 
 
 def _check_writable(target: Path, refusal: str) -> None:
@@ -109,19 +116,20 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def dataset_folder(out_dir: Path, dataset: str) -> Path:
+    """`OUT/<dataset>`, the folder of one dataset's releases, refusals, `CURRENT`, lock and history."""
+    return Path(out_dir) / _safe(dataset, "dataset")
+
+
 def read_current(out_dir: Path, dataset: str) -> str | None:
     """The release_id `CURRENT` points to, or None before the first release."""
-    try:
-        text = (Path(out_dir) / _safe(dataset, "dataset") / CURRENT).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    return text or None
+    return _current(dataset_folder(out_dir, dataset))
 
 
 def clean_stale(out_dir: Path, dataset: str) -> list[Path]:
     """Remove what killed runs left behind (staging folders, `CURRENT` temp files); returns what went."""
-    dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
-    with _dataset_lock(dataset_dir):
+    dataset_dir = dataset_folder(out_dir, dataset)
+    with dataset_lock(dataset_dir):
         return _clean_stale_locked(dataset_dir)
 
 
@@ -137,6 +145,7 @@ def publish_release(
     folders: Mapping[str, Path] | None = None,
     on_commit: Callable[[], None] | None = None,
     rows_per_part: int = 500_000,
+    keep: int | None = None,
 ) -> Path:
     """Write a release (parquet parts, manifest.json, report.html) atomically and point `CURRENT` at it.
 
@@ -144,14 +153,16 @@ def publish_release(
     `model {path, sha256}`. `folders` maps a path in the release to a folder copied there whole (GX's
     Data Docs). `on_commit` runs with the dataset's lock held, before anything is written (the privacy
     ledger records the release there: a crash after it over-counts the budget, never under-counts it).
-    The manifest is written with `release_id`, `dataset`, `rows`, `files` and `model`. Returns the
-    release folder.
+    The manifest is written with `release_id`, `dataset`, `rows`, `files` and `model`; history.jsonl gets a
+    `published` line once `CURRENT` names it. `keep`: then, in the same lock, `retain` the newest `keep`
+    releases and refusals (None keeps all). Returns the release folder.
     """
     if rows_per_part < 1:
         raise ValueError(f"rows_per_part must be at least 1, got {rows_per_part}")
+    _check_keep(keep)
     if not manifest.passed:
         raise ValueError("refusing to publish: the manifest's gate did not pass (use record_refusal)")
-    dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
+    dataset_dir = dataset_folder(out_dir, dataset)
     final = dataset_dir / RELEASES / _safe(release_id, "release_id")
     released = manifest.released(release_id, dataset)
 
@@ -162,12 +173,16 @@ def publish_release(
         _write_manifest_and_report(staging, replace(released, rows=len(synthetic), files=files, model=attached),
                                    render_report)
 
-    with _storage_errors(dataset_dir, "publish"), _dataset_lock(dataset_dir):
+    with _storage_errors(dataset_dir, "publish"), dataset_lock(dataset_dir):
         _clean_stale_locked(dataset_dir)
         if on_commit is not None:
             on_commit()
         _publish_folder(dataset_dir, final, fill)
-        _write_current(dataset_dir, release_id)
+        previous = _current(dataset_dir)
+        write_current(dataset_dir, release_id)
+        record_event(dataset_dir, "published", release_id, previous)
+        if keep is not None:
+            retain(dataset_dir, keep)
     log.info("published %s release %s (%d rows) at %s", dataset, release_id, len(synthetic), final)
     return final
 
@@ -180,12 +195,14 @@ def record_refusal(
     render_report: Callable[[Manifest], str],
     *,
     folders: Mapping[str, Path] | None = None,
+    keep: int | None = None,
 ) -> Path:
     """Keep the manifest and report of a refused run under `refused/<run_id>/`; no synthetic data.
 
-    `folders` as for `publish_release`.
+    `folders` and `keep` as for `publish_release`: a schedule that keeps refusing must not pile refusals up.
     """
-    dataset_dir = Path(out_dir) / _safe(dataset, "dataset")
+    _check_keep(keep)
+    dataset_dir = dataset_folder(out_dir, dataset)
     final = dataset_dir / REFUSED / _safe(run_id, "run_id")
     refused = manifest.refused(run_id, dataset)
 
@@ -193,9 +210,11 @@ def record_refusal(
         _copy_folders(staging, folders or {})
         _write_manifest_and_report(staging, refused, render_report)
 
-    with _storage_errors(dataset_dir, "record the refusal"), _dataset_lock(dataset_dir):
+    with _storage_errors(dataset_dir, "record the refusal"), dataset_lock(dataset_dir):
         _clean_stale_locked(dataset_dir)
         _publish_folder(dataset_dir, final, fill)
+        if keep is not None:
+            retain(dataset_dir, keep)
     log.warning("refused %s run %s; manifest and report kept at %s", dataset, run_id, final)
     return final
 
@@ -232,7 +251,7 @@ def publish_evaluation(
         _copy_folders(staging, folders or {})
         _write_manifest_and_report(staging, manifest, render_report)
 
-    with _storage_errors(home, "write the evaluation"), _dataset_lock(home):
+    with _storage_errors(home, "write the evaluation"), dataset_lock(home):
         _clean_stale_locked(home)
         _publish_folder(home, out, fill, replacing=True)
     log.info("evaluation %s written to %s", "passed" if manifest.passed else "refused", out)
@@ -266,7 +285,7 @@ def _storage_errors(dataset_dir: Path, action: str) -> Iterator[None]:
 
 
 @contextmanager
-def _dataset_lock(dataset_dir: Path) -> Iterator[None]:
+def dataset_lock(dataset_dir: Path) -> Iterator[None]:
     """Exclusive lock per dataset; the kernel drops it when the holder dies, so a kill never wedges it."""
     dataset_dir.mkdir(parents=True, exist_ok=True)
     with open(dataset_dir / LOCK, "a") as handle:  # never deleted: deleting lock files races
@@ -290,6 +309,87 @@ def _clean_stale_locked(dataset_dir: Path) -> list[Path]:
         else:
             path.unlink()
     return stale
+
+
+def newest_first(folder: Path) -> list[Path]:
+    """The releases (or refusals) in `folder`, newest first: ids from `new_run_id` sort by time.
+
+    Hidden entries, files and links are not releases; a missing folder holds none.
+    """
+    if not folder.is_dir():
+        return []
+    found = (entry for entry in folder.iterdir()
+             if not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink())
+    return sorted(found, key=lambda entry: entry.name, reverse=True)
+
+
+def record_event(dataset_dir: Path, action: Action, release_id: str, previous: str | None,
+                 reason: str | None = None) -> None:
+    """Append one line to the dataset's history.jsonl and fsync it; call with the dataset's lock held.
+
+    The log is only ever appended to. A line torn by a crash is closed first, so the lines after it still parse.
+    """
+    event = {"time": datetime.now(UTC).isoformat(timespec="seconds"), "action": action, "release_id": release_id,
+             "previous": previous, "reason": reason}
+    path = dataset_dir / HISTORY
+    created = not path.exists()
+    with open(path, "a+b") as handle:  # appends, and reads the last byte
+        size = os.fstat(handle.fileno()).st_size
+        torn = size > 0 and os.pread(handle.fileno(), 1, size - 1) != b"\n"
+        handle.write((b"\n" if torn else b"") + json.dumps(event).encode("utf-8") + b"\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    if created:
+        _fsync_dir(dataset_dir)
+
+
+def retain(dataset_dir: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` releases and refusals, never `CURRENT`'s; call with the dataset's lock held.
+
+    After a rollback `CURRENT` may name an old release: it stays, beside the `keep` newest. Each deletion is a
+    `retention` line of history.jsonl. Returns the folders deleted.
+    """
+    _check_keep(keep)
+    current = _current(dataset_dir)
+    deleted = []
+    for kind, what in ((RELEASES, "release"), (REFUSED, "refused run")):
+        for folder in newest_first(dataset_dir / kind)[keep:]:
+            if kind == RELEASES and folder.name == current:
+                continue
+            trash = _out_of_sight(dataset_dir, folder)
+            record_event(dataset_dir, "retention", folder.name, current, f"{what} older than the newest {keep}")
+            shutil.rmtree(trash)
+            _fsync_dir(trash.parent)
+            deleted.append(folder)
+    if deleted:
+        log.info("retention (keep %d) deleted %s", keep, ", ".join(f"{p.parent.name}/{p.name}" for p in deleted))
+    return deleted
+
+
+def _out_of_sight(dataset_dir: Path, folder: Path) -> Path:
+    """Move `folder` into `.staging/` in one durable rename, so that deleting it is never seen half done.
+
+    A crash before the rename leaves the folder whole; after it, a leftover that the next run cleans away.
+    """
+    trash = dataset_dir / STAGING / f"deleted-{folder.parent.name}-{folder.name}"
+    trash.parent.mkdir(exist_ok=True)
+    os.rename(folder, trash)
+    _fsync_dir(folder.parent)
+    _fsync_dir(trash.parent)
+    return trash
+
+
+def _check_keep(keep: int | None) -> None:
+    if keep is not None and keep < 1:
+        raise BadInputError(f"keep must be at least 1 (the newest release is always kept), got {keep}")
+
+
+def _current(dataset_dir: Path) -> str | None:
+    try:
+        text = (dataset_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return text or None
 
 
 def _publish_folder(dataset_dir: Path, final: Path, fill: Callable[[Path], None], *, replacing: bool = False
@@ -399,7 +499,7 @@ def _write_manifest_and_report(staging: Path, manifest: Manifest, render_report:
     _write_durably(staging / REPORT, lambda f: f.write(page.encode("utf-8")))
 
 
-def _write_current(dataset_dir: Path, release_id: str) -> None:
+def write_current(dataset_dir: Path, release_id: str) -> None:
     """Swap `CURRENT` in one `os.replace`: readers see the old id or the new one, never a torn file."""
     tmp = dataset_dir / f"{_CURRENT_TMP_PREFIX}{secrets.token_hex(4)}{_CURRENT_TMP_SUFFIX}"
     try:

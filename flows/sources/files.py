@@ -1,7 +1,7 @@
 """A source on disk: a CSV or Parquet file, or a folder of parts, told apart by their bytes, read and fingerprinted.
 
 The bytes tell the compression too (gzip, bz2 or zstd), whatever the name says; each file is read by its format's
-reader.
+reader. A source that is not a path is a SQL table or query, read by `flows.sources.sql`.
 
 Every way a source can be unusable ends in a `BadInputError` with one line that names the problem;
 nothing here writes anywhere.
@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from flows.sources.csv import DEFAULT_NA_VALUES, read_csv
 from flows.sources.parquet import PARQUET_MAGIC, read_parquet
+from flows.sources.sql import SqlSpec, read_sql
 from flows.sources.table import SNIFF_BYTES, Reading, SourceInfo, Table, first_line, open_stream
 from generators.tabular.errors import BadInputError
 from generators.tabular.inference import infer_schema
@@ -36,7 +37,7 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 def load_table(
-    source: str | Path,
+    source: str | Path | SqlSpec,
     overrides: Mapping[str, Any] | None = None,
     target: str | None = None,
     na_values: Sequence[str] | None = None,
@@ -48,12 +49,16 @@ def load_table(
     return Table(frame=frame, schema=schema, source=info)
 
 
-def read_source(source: str | Path, na_values: Sequence[str] | None = None) -> tuple[pd.DataFrame, SourceInfo]:
+def read_source(
+    source: str | Path | SqlSpec, na_values: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, SourceInfo]:
     """The raw frame and its provenance; a folder is read as the parts it holds, in name order.
 
     `na_values` are the CSV cells read as missing (default `DEFAULT_NA_VALUES`, see there); Parquet has
-    its own nulls.
+    its own nulls, and so has SQL.
     """
+    if not isinstance(source, str | Path):
+        return read_sql(source)
     path = Path(source).expanduser()
     if not path.exists():
         raise BadInputError(f"source not found: {path}")

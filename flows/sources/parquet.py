@@ -31,7 +31,7 @@ def read_parquet(path: Path, compression: str | None) -> tuple[pd.DataFrame, Rea
 
     try:
         schema = pq.read_schema(source())
-        dropped = {f.name: why for f in schema if (why := _unlearnable(f.type)) is not None}
+        dropped = {f.name: why for f in schema if (why := unlearnable(f.type)) is not None}
         keep = [name for name in schema.names if name not in dropped]
         table = pq.read_table(source(), columns=keep, use_pandas_metadata=True)
         frame = _plain_types(table).to_pandas()
@@ -49,12 +49,12 @@ def _decompressed(path: Path, compression: str) -> pa.Buffer:
         return stream.read_buffer()
 
 
-def _unlearnable(kind: pa.DataType) -> str | None:
+def unlearnable(kind: pa.DataType) -> str | None:
     """Why no model can learn a column of this Arrow type, or None when one can."""
     if isinstance(kind, pa.ExtensionType):
-        return _unlearnable(kind.storage_type)
+        return unlearnable(kind.storage_type)
     if pa.types.is_dictionary(kind):
-        return _unlearnable(kind.value_type)
+        return unlearnable(kind.value_type)
     if pa.types.is_nested(kind):
         return f"nested values ({kind}) cannot be learned"
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):

@@ -29,6 +29,9 @@ class SourceInfo:
     `delimiter`, `decimal`, `quote` and `na_values` say how they were turned into a table (CSV only; parts
     of a folder that differ list each value once, space-separated), and `dropped` names each column left
     out because no model can learn it, with the reason.
+
+    A SQL source has no stored bytes: its `uri` is the database URL with the password hidden, `query` the
+    query that was run (a table's is `SELECT * FROM` its quoted name), and the sha256 pins the rows read.
     """
 
     uri: str
@@ -43,6 +46,7 @@ class SourceInfo:
     quote: str | None = None
     na_values: tuple[str, ...] | None = None
     dropped: dict[str, str] = field(default_factory=dict)
+    query: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain values: the manifest's `source` entry."""

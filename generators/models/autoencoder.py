@@ -20,10 +20,11 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import nn
 
-from generators.models.latent import LatentCodeGenerator, LatentConfig
+from generators.models._latent import LatentCodeGenerator, LatentConfig
 from generators.nn.layers import OutputLayout, SpreadDecoder, column_major, mlp
 from generators.nn.mixture import LatentMixture
 from generators.nn.training import History, Update
+from generators.registry import register
 from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ def _loss(
     return layout.reconstruction_loss(logits, x, model.spread()) + 0.5 * penalty * code.square().sum(dim=1)
 
 
+@register
 class AutoencoderGenerator(LatentCodeGenerator):
     """Regularised deterministic autoencoder, sampled through a Gaussian mixture over its codes."""
 

@@ -31,6 +31,7 @@ import torch
 
 from generators.base import Generator
 from generators.nn.training import History
+from generators.registry import register
 from generators.tabular.encoder import Condition, Span
 from generators.tabular.errors import BadInputError
 
@@ -186,6 +187,7 @@ class _Marginals:
         return out
 
 
+@register
 class GaussianCopulaGenerator(Generator):
     """Gaussian copula with empirical marginals: the fast baseline, fitted in about a second."""
 

@@ -30,6 +30,7 @@ from torch import nn
 from generators.base import Generator
 from generators.nn.layers import init_weights, mlp
 from generators.nn.training import History, TrainingConfig, Update, split_rows, train
+from generators.registry import register
 from generators.tabular.encoder import Condition, Span
 from generators.tabular.errors import BadInputError
 
@@ -329,6 +330,7 @@ class _Denoiser(nn.Module):
         return self.body(nn.functional.silu(h))
 
 
+@register
 class TabularDiffusion(Generator):
     """TabDDPM-style diffusion: Gaussian for values, multinomial for categories; slow to fit, high fidelity."""
 

@@ -30,6 +30,7 @@ from generators.base import Generator
 from generators.nn.dp import DPConfig, SgdPlan, clamp_values, poisson_batch, private_update
 from generators.nn.layers import ConditionVector, OutputLayout, column_major, init_weights, mlp
 from generators.nn.training import History, TrainingConfig, Update, split_rows, train
+from generators.registry import register
 from generators.tabular.encoder import Condition, Span
 from generators.tabular.errors import BadInputError
 
@@ -120,6 +121,7 @@ class _Critic(nn.Module):
         return self.net(x.reshape(len(x) // self.pac, -1)).squeeze(1)
 
 
+@register
 class GanGenerator(Generator):
     """Conditional tabular GAN (CTGAN family): WGAN-GP, PacGAN, training-by-sampling, native conditioning."""
 
@@ -192,13 +194,7 @@ class GanGenerator(Generator):
         held: Callable[[_Generator], float] | None = None
 
         if private:
-            sgd = SgdPlan.plan(cfg, len(training), plan.batch, plan.steps)
-            logger.info(
-                "gan: DP-SGD on the critic, %d steps at sample rate %.4f, noise multiplier %.3f",
-                plan.steps,
-                sgd.sample_rate,
-                sgd.noise_multiplier,
-            )
+            sgd = SgdPlan.plan(cfg, len(training), plan.batch, plan.steps, trains="gan's critic")
 
             def pairs() -> tuple[torch.Tensor, ...]:
                 rows = poisson_batch(training, sgd.sample_rate, generator)

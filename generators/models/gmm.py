@@ -15,11 +15,13 @@ import torch
 from generators.base import Generator
 from generators.nn.mixture import GaussianMixtureConfig, Mixture, fit_mixture
 from generators.nn.training import History
+from generators.registry import register
 from generators.tabular.encoder import Span
 
 logger = logging.getLogger(__name__)
 
 
+@register
 class GaussianMixtureGenerator(Generator):
     """Full-covariance Gaussian mixture fitted by EM: fast, stable baseline with exact log-likelihoods."""
 

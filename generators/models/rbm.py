@@ -31,6 +31,7 @@ from torch import nn
 from generators.base import Generator
 from generators.nn.layers import OutputLayout
 from generators.nn.training import History, TrainingConfig, Update, batch_for, minibatches, split_rows, train
+from generators.registry import register
 from generators.tabular.encoder import Condition
 from generators.tabular.errors import BadInputError
 
@@ -220,6 +221,7 @@ def _visible_sample(rbm: _RBM, layout: OutputLayout, logits: torch.Tensor, gener
     return v.index_copy(1, rbm.gaussian, mean + noise * (0.5 * rbm.log_variance).exp())
 
 
+@register
 class RBMGenerator(Generator):
     """Gaussian-softmax-Bernoulli restricted Boltzmann machine trained by persistent contrastive divergence."""
 

@@ -25,11 +25,12 @@ from typing import Any, ClassVar, cast
 import torch
 from torch import nn
 
-from generators.models.latent import LatentCodeGenerator, LatentConfig
+from generators.models._latent import LatentCodeGenerator, LatentConfig
 from generators.nn.dp import DPConfig, SgdPlan, clamp_values, poisson_batch, private_update
 from generators.nn.layers import ConditionVector, OutputLayout, SpreadDecoder, column_major, mlp
 from generators.nn.mixture import LatentMixture
 from generators.nn.training import History, Update
+from generators.registry import register
 from generators.tabular.encoder import Condition
 from generators.tabular.errors import BadInputError
 
@@ -112,6 +113,7 @@ def _negative_elbo(
     return layout.reconstruction_loss(logits, x, model.spread()) + beta * kl
 
 
+@register
 class VAEGenerator(LatentCodeGenerator):
     """Conditional VAE sampled through a latent Gaussian mixture: fast, sharp, rare categories natively."""
 
@@ -135,13 +137,7 @@ class VAEGenerator(LatentCodeGenerator):
             x = clamp_values(x, self._fitted_encoder().layout_)
         rows, held, plan = self._start(x, generator, hold_out=not private)
         if private:
-            sgd = SgdPlan.plan(cfg, len(rows), plan.batch, plan.steps)
-            logger.info(
-                "vae: DP-SGD, %d steps at sample rate %.4f, noise multiplier %.3f",
-                plan.steps,
-                sgd.sample_rate,
-                sgd.noise_multiplier,
-            )
+            sgd = SgdPlan.plan(cfg, len(rows), plan.batch, plan.steps, trains="vae")
 
             def private_rows() -> tuple[torch.Tensor, ...]:
                 batch = poisson_batch(rows, sgd.sample_rate, generator)

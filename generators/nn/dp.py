@@ -81,10 +81,11 @@ class SgdPlan:
     encoder: EncoderPrivacy
 
     @classmethod
-    def plan(cls, config: DPConfig, rows: int, batch: int, steps: int) -> SgdPlan:
+    def plan(cls, config: DPConfig, rows: int, batch: int, steps: int, trains: str) -> SgdPlan:
         """The smallest noise that keeps the planned steps within the part of the budget left after the encoder's.
 
-        The plan is `steps` steps of batches of `batch` of `rows` rows.
+        The plan is `steps` steps of batches of `batch` of `rows` rows; `trains` names what DP-SGD trains, for
+        the log line that states the plan.
         """
         encoder = config.encoder_privacy()
         if config.dp_epsilon is None or encoder is None:
@@ -98,6 +99,7 @@ class SgdPlan:
             )
         except ValueError:
             raise BadInputError(f"dp_epsilon {config.dp_epsilon} is too small for {steps} steps") from None
+        logger.info("%s: DP-SGD, %d steps at sample rate %.4f, noise multiplier %.3f", trains, steps, rate, sigma)
         return cls(float(sigma), rate, min(batch, rows), steps, delta, config.dp_max_grad_norm, encoder)
 
     def epsilon(self, steps: int | None = None) -> float:

@@ -66,6 +66,9 @@ BAD_INPUTS = {
     "nothing learnable": lambda tmp: [
         "--source", str(parquet(tmp / "nested.parquet", pa.table({"tags": pa.array([[1, 2]] * 30)})))
     ],
+    "absent SQLite database": lambda tmp: [
+        "--config", str(write(tmp / "sql.yaml", b"source: {sql: 'sqlite:///absent.db', table: t}\n"))
+    ],
 }
 EXPECTED = {
     "missing file": "source not found",
@@ -84,6 +87,7 @@ EXPECTED = {
     "Excel workbook": "is a ZIP archive (an Excel workbook?)",
     "two decimal marks": "cannot tell the decimal mark",
     "nothing learnable": "has no column a model can learn: 'tags' (nested values (list<",
+    "absent SQLite database": "SQLite database not found",
 }
 
 

@@ -164,12 +164,14 @@ def _the_report_opens_offline_in_chromium(report: Path) -> None:
 
 
 def test_same_seed_same_rows_other_seed_other_rows(prefect_api: str, source: Path, tmp_path: Path) -> None:
-    for seed in ("5", "5", "6"):
+    # The same seed twice in one folder would be "unchanged" (nothing published): the twin run gets its own folder.
+    for out, seed in ((tmp_path / "a", "5"), (tmp_path / "b", "5"), (tmp_path / "a", "6")):
         code, output = run_cli(
-            *PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--seed", seed, "--rows", "2000"
+            *PIPELINE_GENERATOR, "--source", str(source), "--out", str(out), "--seed", seed, "--rows", "2000"
         )
         assert code == EXIT_PUBLISHED, output
-    first, second, third = (release_frame(p) for p in sorted((tmp_path / "adult" / "releases").iterdir()))
+    first, third = (release_frame(p) for p in sorted((tmp_path / "a" / "adult" / "releases").iterdir()))
+    (second,) = (release_frame(p) for p in (tmp_path / "b" / "adult" / "releases").iterdir())
     pd.testing.assert_frame_equal(first, second)
     assert not first.equals(third)
 
@@ -210,6 +212,8 @@ def _spawn_run(source: Path, out: Path, api: str) -> subprocess.Popen[bytes]:
         str(out),
         "--rows",
         "2000",
+        "--seed",
+        "1",  # not the first run's config, which would be "unchanged" and publish nothing
     ]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -256,7 +260,8 @@ def test_sigkill_at_any_moment_keeps_the_previous_release(prefect_api: str, sour
                 k: v for k, v in before.items() if k != "CURRENT"
             }
     assert "during publish" in killed or "during the run" in killed
-    code, output = run_cli(*PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--rows", "2000")
+    code, output = run_cli(*PIPELINE_GENERATOR, "--source", str(source), "--out", str(tmp_path), "--rows", "2000",
+                           "--seed", "2")
     assert code == EXIT_PUBLISHED, output
     assert not staging.exists() or not any(staging.iterdir())
     assert_releases_complete(dataset_dir)

@@ -149,12 +149,12 @@ def test_bad_privacy_settings_are_refused(changes: dict[str, Any]) -> None:
 
 
 def test_plan_meets_the_sgd_share_of_the_budget() -> None:
-    plan = SgdPlan.plan(DPConfig(dp_epsilon=1.0, dp_delta=1e-5), rows=10_000, batch=100, steps=2000)
+    plan = SgdPlan.plan(DPConfig(dp_epsilon=1.0, dp_delta=1e-5), rows=10_000, batch=100, steps=2000, trains="test")
     assert plan.noise_multiplier > 0.5
     assert 0.88 <= plan.epsilon() <= 0.9  # the encoder keeps 10%
     assert plan.epsilon(100) < plan.epsilon()
     with pytest.raises(BadInputError):
-        SgdPlan.plan(DPConfig(dp_epsilon=1e-7), rows=100, batch=100, steps=10_000)
+        SgdPlan.plan(DPConfig(dp_epsilon=1e-7), rows=100, batch=100, steps=10_000, trains="test")
 
 
 def test_private_encoder_keeps_only_values_above_the_noise() -> None:

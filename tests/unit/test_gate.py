@@ -25,6 +25,7 @@ from generators.tabular.checks import CheckSpec, Context, Reading, Rule, Setting
 from privacy.attacks import AttackResult, AttacksResult
 from privacy.audit import PrivacyAudit
 from privacy.distance import PrivacyResult
+from privacy.membership import AttackScore, AucEstimate, TprAtFpr
 from privacy.pii import PiiLeaks
 from validation.audit import FidelityAudit
 from validation.c2st import C2stResult
@@ -59,11 +60,21 @@ GOOD_FIDELITY = FidelityAudit(
 )
 
 
+ATTACKS = ("distance", "density", "ensemble")
+
+
+def _honest_attack(low_fpr: float) -> AttackScore:
+    """A membership attack that learned nothing: AUC 0.5, TPR equal to each FPR, no bound below it."""
+    return AttackScore(AucEstimate(0.5, (0.49, 0.51)),
+                       {fpr: TprAtFpr(fpr, fpr, (fpr, fpr + 0.015), fpr) for fpr in (low_fpr, 0.01, 0.1)})
+
+
 def _privacy_result(**values: Any) -> PrivacyResult:
     """Honest distance evidence: every number at its honest value, every interval around it."""
     honest: dict[str, Any] = {"dcr_share": 0.5, "nndr_low_share": 0.05, "subset_dcr_share": 0.5,
                               "membership_low_fpr": 0.005, "isolated_k": 20, "isolated_holdout_k": 20,
-                              "subset_columns": ("age", "job"), "alpha": 0.001}
+                              "subset_columns": ("age", "job"), "alpha": 0.001,
+                              "membership": {attack: _honest_attack(0.005) for attack in ATTACKS}}
     for field in dataclasses.fields(PrivacyResult):
         name = field.name
         if name in honest:
@@ -71,15 +82,8 @@ def _privacy_result(**values: Any) -> PrivacyResult:
         if name.endswith("_ci"):
             centre = honest.get(name[:-3], 0.0)
             honest[name] = (centre - 0.01, centre + 0.01)
-        elif name.startswith("membership_auc"):
-            honest[name] = 0.5
-        elif name.startswith("membership_tpr"):
-            honest[name] = 0.005 if "low" in name else 0.01
         else:
             honest[name] = 0.0
-    for name in list(honest):
-        if name.startswith("membership_tpr") and name.endswith("_ci"):
-            honest[name] = (0.005, 0.02)  # a TPR's lower bound never goes below its FPR
     return PrivacyResult(**{**honest, **values})
 
 
@@ -122,6 +126,15 @@ def _distances(**values: object) -> PrivacyAudit:
     return replace(GOOD_PRIVACY, distances=replace(GOOD_PRIVACY.distances, **values))
 
 
+def _membership(attack: str, tpr: float, ci: tuple[float, float] | None = None) -> PrivacyAudit:
+    """Honest evidence but for one attack's TPR at the gated 0.5% FPR (and its interval, if given)."""
+    distances = GOOD_PRIVACY.distances
+    score = distances.membership[attack]
+    at = score.tpr[distances.membership_low_fpr]
+    leaked = replace(score, tpr={**score.tpr, at.fpr: replace(at, tpr=tpr, ci=ci or at.ci)})
+    return _distances(membership={**distances.membership, attack: leaked})
+
+
 def _attack(field: str, low: float) -> PrivacyAudit:
     risky = replace(SAFE_ATTACK, risk=low + 0.05, risk_ci=(low, low + 0.1))
     return replace(GOOD_PRIVACY, attacks=replace(GOOD_PRIVACY.attacks, **{field: risky}))
@@ -160,13 +173,10 @@ FAR = 1e-9  # a p-value that no family of checks explains as noise
          "privacy.exact_match_rate"),
         (GOOD_FIDELITY, _distances(nndr_low_share=0.2, nndr_low_share_ci=(0.1, 0.3)), "privacy.nndr_low_share"),
         (GOOD_FIDELITY, _distances(subset_dcr_share=0.7, subset_dcr_share_ci=(0.6, 0.8)), "privacy.subset_dcr_share"),
-        (GOOD_FIDELITY, _distances(membership_tpr_low_fpr_distance=0.02,
-                                   membership_tpr_low_fpr_distance_ci=(0.008, 0.03)),
+        (GOOD_FIDELITY, _membership("distance", 0.02, (0.008, 0.03)),
          "privacy.membership_tpr[distance]"),
-        (GOOD_FIDELITY, _distances(membership_tpr_low_fpr_density=0.02,
-                                   membership_tpr_low_fpr_density_ci=(0.008, 0.03)), "privacy.membership_tpr[density]"),
-        (GOOD_FIDELITY, _distances(membership_tpr_low_fpr_ensemble=0.02,
-                                   membership_tpr_low_fpr_ensemble_ci=(0.008, 0.03)),
+        (GOOD_FIDELITY, _membership("density", 0.02, (0.008, 0.03)), "privacy.membership_tpr[density]"),
+        (GOOD_FIDELITY, _membership("ensemble", 0.02, (0.008, 0.03)),
          "privacy.membership_tpr[ensemble]"),
         (GOOD_FIDELITY, _distances(isolated_excess=0.5, isolated_excess_ci=(0.2, 0.8)), "privacy.isolated_reproduced"),
         (GOOD_FIDELITY, _attack("singling_out", 0.05), "privacy.singling_out_risk"),
@@ -187,7 +197,7 @@ def test_each_check_refuses_on_its_own(fidelity: FidelityAudit, privacy: Privacy
         (replace(GOOD_FIDELITY, quality=replace(GOOD_FIDELITY.quality, quality=0.6)), GOOD_PRIVACY),
         (replace(GOOD_FIDELITY, diagnostic=0.95), GOOD_PRIVACY),  # the holdout steps out of the domain as often
         (GOOD_FIDELITY, _distances(dcr_share=0.6, dcr_share_ci=(0.49, 0.71))),  # 0.6 on few rows: within noise
-        (GOOD_FIDELITY, _distances(membership_tpr_low_fpr_density=0.03)),  # a high point TPR, a chance-level bound
+        (GOOD_FIDELITY, _membership("density", 0.03)),  # a high point TPR, a chance-level bound
     ],
     ids=["shape", "quality", "diagnostic", "dcr", "tpr"],
 )

@@ -53,7 +53,8 @@ def test_one_builder_writes_the_contract_keys_of_a_run_and_of_an_evaluation() ->
     assert set(run) == RUN_KEYS
     assert run["split"] == {"train_rows": 800, "holdout_rows": 200, "holdout_fraction": 0.2, "seed": 7}
     assert run["sampling"] == {"rebalance": "job"}
-    assert set(run["generator"]) == {"name", "params", "seed", "device", "differential_privacy"}
+    assert set(run["generator"]) == {"name", "params", "seed", "device", "differential_privacy", "cache_key",
+                                     "reused"}
     fidelity = set(run["metrics"]["fidelity"])
     assert {"quality", "column_shapes", "column_pair_trends", "diagnostic", "c2st_auc"} <= fidelity
     assert {"dcr_share", "dcr_share_low", "exact_match_rate", "singling_out_risk", "inference_column",

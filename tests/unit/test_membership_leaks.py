@@ -9,7 +9,9 @@ bound of its interval (one-sided error alpha = 0.001) is past the threshold.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -64,11 +66,14 @@ def honest_thirds(seed: int) -> PrivacyResult:
     return evaluate_privacy(train, holdout, synthetic, adult()[1], seed=seed)
 
 
-def _numbers(result: PrivacyResult) -> list[float]:
-    values: list[float] = []
-    for value in vars(result).values():
-        values += [float(v) for v in (value if isinstance(value, tuple) else [value]) if isinstance(v, int | float)]
-    return values
+def _numbers(value: object) -> list[float]:
+    """Every number in a result, its nested attack scores and intervals included."""
+    if isinstance(value, int | float):
+        return [float(value)]
+    if dataclasses.is_dataclass(value):
+        return _numbers(vars(value))
+    items = value.values() if isinstance(value, Mapping) else value if isinstance(value, tuple | list) else ()
+    return [number for item in items for number in _numbers(item)]
 
 
 def test_equal_thirds_of_adult_give_a_finite_number_everywhere() -> None:

@@ -70,9 +70,9 @@ LEARNED = ["age", "income", "colour", "member", "city", "joined"]
 ATTACKS = ("distance", "density", "ensemble")
 
 
-def _tpr_bounds(result: PrivacyResult, at: str) -> list[tuple[float, float]]:
-    """Every attack's TPR interval at the operating point `at` (`low`, `1` or `10`)."""
-    return [getattr(result, f"membership_tpr_{at}_fpr_{attack}_ci") for attack in ATTACKS]
+def _tpr_bounds(result: PrivacyResult, fpr: float) -> list[tuple[float, float]]:
+    """Every attack's TPR interval at the false-positive rate `fpr`."""
+    return [result.membership[attack].tpr[fpr].ci for attack in ATTACKS]
 FAST = PrivacyConfig(half_subsets=2, small_subsets=1, subset_rows=300)
 
 
@@ -127,17 +127,15 @@ def test_honest_rows_pass_every_distance_check() -> None:
     assert result.nndr_low_share_ci[0] == 0.05 < result.nndr_low_share_ci[1]  # a rate at 5% false positives
     assert result.subset_dcr_share_ci[0] < 0.5
     assert len(result.subset_columns) in (3, 4)  # half of six learned columns, or a small subset of three
-    for auc, (low, high) in [
-        (result.membership_auc_distance, result.membership_auc_distance_ci),
-        (result.membership_auc_density, result.membership_auc_density_ci),
-    ]:
-        assert low <= auc <= high and low < 0.5 < high
+    for attack in ("distance", "density"):
+        auc = result.membership[attack].auc
+        assert auc.ci[0] <= auc.auc <= auc.ci[1] and auc.ci[0] < 0.5 < auc.ci[1]
     # the ensemble's out-of-fold scores share two models' noise, which DeLong's interval leaves out
-    low, high = result.membership_auc_ensemble_ci
-    assert low <= result.membership_auc_ensemble <= high and 0.4 < result.membership_auc_ensemble < 0.6
+    ensemble = result.membership["ensemble"].auc
+    assert ensemble.ci[0] <= ensemble.auc <= ensemble.ci[1] and 0.4 < ensemble.auc < 0.6
     assert result.membership_low_fpr == 0.005
-    for fpr, at in [(0.005, "low"), (0.01, "1"), (0.1, "10")]:
-        assert all(low == fpr < high for low, high in _tpr_bounds(result, at)), at
+    for fpr in (0.005, 0.01, 0.1):
+        assert all(low == fpr < high for low, high in _tpr_bounds(result, fpr)), fpr
     assert result.isolated_k == result.isolated_holdout_k >= 20  # as many isolated rows of each, at least 20
     assert result.isolated_excess_ci[0] < 0 < result.isolated_excess_ci[1]
 
@@ -151,8 +149,8 @@ def test_planted_leak_copied_training_rows() -> None:
     assert result.holdout_exact_match_rate == 0.0
     assert result.exact_match_excess_ci[0] > 0.9
     assert result.nndr_low_share_ci[0] > 0.9
-    assert result.membership_auc_distance > 0.9 and result.membership_auc_distance_ci[0] > 0.85
-    assert all(low > 0.9 for low, _ in _tpr_bounds(result, "low"))
+    assert result.membership["distance"].auc.auc > 0.9 and result.membership["distance"].auc.ci[0] > 0.85
+    assert all(low > 0.9 for low, _ in _tpr_bounds(result, 0.005))
     assert result.isolated_reproduced == result.isolated_k and result.isolated_min_ratio == 0.0
     assert result.isolated_excess_ci[0] > 0.5
 
@@ -164,9 +162,9 @@ def test_planted_leak_noisy_copies_are_caught_by_distances() -> None:
     assert result.exact_match_rate < 0.2  # only rows whose numbers are all null stay exact copies
     assert result.dcr_share_ci[0] > 0.6 and result.dcr_p_value < 1e-6
     assert result.nndr_low_share_ci[0] > 0.5
-    assert result.membership_auc_distance_ci[0] > 0.7
-    assert result.membership_auc_density_ci[0] > 0.55
-    assert all(low > 0.3 for low, _ in _tpr_bounds(result, "low"))  # 2/3 of the members copied
+    assert result.membership["distance"].auc.ci[0] > 0.7
+    assert result.membership["density"].auc.ci[0] > 0.55
+    assert all(low > 0.3 for low, _ in _tpr_bounds(result, 0.005))  # 2/3 of the members copied
 
 
 def test_planted_leak_of_the_most_isolated_rows_is_caught_by_the_outlier_check() -> None:
