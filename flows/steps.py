@@ -20,6 +20,7 @@ from flows.cache import ModelCache, digest, model_key, rows_digest
 from flows.config import AUTO_GENERATOR, RunConfig
 from flows.gate import BudgetUse
 from flows.release import ledger
+from flows.release.drift import SourceProfile, write_profile
 from flows.release.manifest import EXPECTATIONS_DOCS, GeneratorRecord, Manifest
 from flows.release.publish import (
     MANIFEST,
@@ -313,11 +314,13 @@ def budget_use(config: RunConfig, model: Generator) -> BudgetUse | None:
 
 
 def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: Manifest,
-            details: Mapping[str, Any], model: Generator, docs_dir: Path | None) -> RunOutcome:
+            details: Mapping[str, Any], model: Generator, docs_dir: Path | None,
+            profile: SourceProfile | None = None) -> RunOutcome:
     """Publish when the gate passed; otherwise keep only the manifest, report and Data Docs under `refused/`.
 
     A release carries the trained model (shareable form) and GX's Data Docs beside the data, and the spent epsilon
-    is recorded in the dataset's ledger. The outcome's manifest carries the release's id (or the refused run's).
+    is recorded in the dataset's ledger. `profile`, the source's private profile, is kept beside the releases for
+    the next run's drift. The outcome's manifest carries the release's id (or the refused run's).
     """
     def report(final: Manifest) -> str:
         return render_report(final, details=details)
@@ -327,7 +330,8 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: M
         rows = as_written(synthetic, model.encoder_.schema_)
         path = publish_release(config.out, config.dataset, run_id, rows, manifest, report,
                                model=(MODEL_PATH, lambda path: model.save(path, shareable=True)), folders=folders,
-                               on_commit=lambda: spend_budget(config, run_id, model), keep=config.keep)
+                               on_commit=lambda: spend_budget(config, run_id, model), keep=config.keep,
+                               profile=None if profile is None else lambda path: write_profile(path, profile))
         return RunOutcome(path, manifest.released(run_id, config.dataset))
     path = record_refusal(config.out, config.dataset, run_id, manifest, report, folders=folders, keep=config.keep)
     return RunOutcome(path, manifest.refused(run_id, config.dataset))

@@ -6,6 +6,7 @@ ingest (`unchanged`); each run ends in a Prefect event (`flows.release.events`).
 With `config.train_deployment`, the final fit runs on that deployment's work pool (`flows.handoff`); with `auto`,
 the choice's trials still run here, on their small validation split, and only the chosen model's fit is handed
 off. A model cached for the same training rows and config is reused before any fit or hand-off (`flows.cache`).
+Drift is measured against the release `CURRENT` names when the run starts (`flows.release.drift`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from prefect import flow
 from flows.config import AUTO_GENERATOR, RunConfig
 from flows.release.events import announce
 from flows.release.manifest import Sampling, Split, build_manifest, report_details
-from flows.release.publish import new_run_id
+from flows.release.publish import new_run_id, read_current
 from flows.steps import RunOutcome, budget_use, describe_generator, run_fingerprint
 from flows.tasks import (
     check_privacy,
+    drift,
     gate,
     ingest,
     publish,
@@ -49,6 +51,7 @@ def synthesize(config: RunConfig) -> RunOutcome:
     """
     run_id, started = new_run_id(), time.perf_counter()
     timings: dict[str, float] = {}
+    previous = read_current(config.out, config.dataset)  # the release this run's drift is measured against
     table = ingest(config.source, config.columns, config.target, config.na_values)
     fingerprint = run_fingerprint(config, table.source)
     current = unchanged(config, fingerprint)
@@ -62,6 +65,7 @@ def synthesize(config: RunConfig) -> RunOutcome:
     model = trained.model
     with _timed(timings, "sample_s"):
         synthetic = sample(model, config.rows or len(table.frame), config.rebalance, config.seed)
+    moved = drift(config.out, config.dataset, previous, table.frame, synthetic, table.schema)
     with tempfile.TemporaryDirectory(prefix="synthgate-docs-") as docs:
         with _timed(timings, "validate_s"):
             fidelity = validate(train_part, holdout, synthetic, table.schema, target=infer_target(table.schema),
@@ -83,9 +87,11 @@ def synthesize(config: RunConfig) -> RunOutcome:
             generator=describe_generator(trained, config, selection),
             sampling=Sampling(config.rebalance),
             fingerprint=fingerprint,
+            drift=moved.drift,
         )
         report_artifacts(manifest)
-        outcome = publish(config, run_id, synthetic, manifest, report_details(fidelity), model, Path(docs))
+        outcome = publish(config, run_id, synthetic, manifest, report_details(fidelity), model, Path(docs),
+                          moved.profile)
     announce(outcome.manifest)
     return outcome
 

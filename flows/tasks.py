@@ -21,6 +21,7 @@ from prefect.tasks import exponential_backoff
 
 from flows.gate import judge
 from flows.release.artifacts import publish_artifacts
+from flows.release.drift import measure_drift
 from flows.sources import load_table
 from flows.split import split_holdout
 from flows.steps import (
@@ -79,6 +80,7 @@ train = private_task(train_generator, "train")
 sample = private_task(sample_synthetic, "sample")
 validate = private_task(audit_fidelity, "validate")
 check_privacy = private_task(audit_privacy, "privacy")
+drift = private_task(measure_drift, "drift")
 gate = private_task(judge, "gate")
 report_artifacts = private_task(publish_artifacts, "artifacts")
 publish = io_task(release, "publish")

@@ -164,6 +164,53 @@ class Metrics:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """How this release moved since `previous` (the release `CURRENT` named when the run started).
+
+    Per learned column, a total-variation distance in [0, 1]: `source` between the two runs' real sources (from the
+    previous release's private profile; no real value or quantile is recorded here), `synthetic` between this
+    release's rows and the previous release's published rows. `source_rows_added`/`_removed` count rows as
+    multisets. Under differential privacy the source side is None: it is measured on private data outside the budget.
+    """
+
+    previous: str
+    synthetic: Mapping[str, float] = field(default_factory=dict)
+    source: Mapping[str, float] | None = None
+    source_rows_added: int | None = None
+    source_rows_removed: int | None = None
+
+    @property
+    def largest_source(self) -> tuple[str, float] | None:
+        """The source column that moved most, with its distance; None without a source side."""
+        source = self.source
+        if not source:
+            return None
+        column = max(source, key=source.__getitem__)
+        return column, source[column]
+
+    def without_source(self) -> Drift:
+        """The synthetic side only, as a differentially private release records it."""
+        return Drift(self.previous, self.synthetic)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's `drift` entry; the source side (and `largest_source`) only when it was measured."""
+        largest = self.largest_source
+        source = {} if self.source is None else {
+            "source_rows_added": self.source_rows_added, "source_rows_removed": self.source_rows_removed,
+            "source": dict(self.source),
+            "largest_source": None if largest is None else {"column": largest[0], "distance": largest[1]}}
+        return {"previous": self.previous, **source, "synthetic": dict(self.synthetic)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Drift:
+        """The record `to_dict` wrote (`largest_source` is derived, so it is not read)."""
+        source = data.get("source")
+        return cls(str(data["previous"]), _mapping(data.get("synthetic")),
+                   dict(source) if isinstance(source, Mapping) else None,
+                   data.get("source_rows_added"), data.get("source_rows_removed"))
+
+
+@dataclass(frozen=True)
 class Manifest:
     """One run's record.
 
@@ -191,6 +238,7 @@ class Manifest:
     files: tuple[FileRecord, ...] = ()
     model: FileRecord | None = None
     fingerprint: str | None = None
+    drift: Drift | None = None
 
     @property
     def passed(self) -> bool:
@@ -233,6 +281,7 @@ class Manifest:
             "files": [part.to_dict() for part in self.files] if self.files else None,
             "model": None if self.model is None else self.model.to_dict(),
             "metrics": self.metrics.to_dict(),
+            "drift": None if self.drift is None else self.drift.to_dict(),
             "timings": dict(self.timings),
             "gate": self.gate.to_dict(),
             "schema": None if self.schema is None else dict(self.schema),
@@ -277,6 +326,7 @@ class Manifest:
             files=tuple(FileRecord(**part) for part in data.get("files") or ()),
             model=FileRecord(**model) if isinstance(model, Mapping) else None,
             fingerprint=data.get("fingerprint"),
+            drift=Drift.from_dict(data["drift"]) if isinstance(data.get("drift"), Mapping) else None,
         )
 
 
@@ -295,12 +345,14 @@ def build_manifest(
     evaluation: Mapping[str, str] | None = None,
     rows: int | None = None,
     fingerprint: str | None = None,
+    drift: Drift | None = None,
 ) -> Manifest:
     """Everything known about a run before it is published.
 
     For `run`, with its `generator` and `sampling`; for `evaluate`, with the three tables' paths (`evaluation`) and
     the synthetic table's `rows`. Publishing adds the release's id, rows and files, or the refusal's run id.
-    `timings`: the run's own steps; the audits' parts are added.
+    `timings`: the run's own steps; the audits' parts are added. `drift`: since the previous release; under
+    differential privacy its source side is left out (measured on private data that no budget paid for).
     """
     utility = fidelity.utility
     every_timing = {**timings, **fidelity.timings, **privacy.timings}
@@ -337,6 +389,7 @@ def build_manifest(
         evaluation=evaluation,
         rows=rows,
         fingerprint=fingerprint,
+        drift=drift.without_source() if private and drift is not None else drift,
     )
 
 

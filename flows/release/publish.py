@@ -58,6 +58,7 @@ LOCK = ".lock"
 MANIFEST = "manifest.json"
 REPORT = "report.html"
 DATA = "data"
+PROFILES = ".profiles"  # OUT/<dataset>/.profiles/<release_id>.npz: a release's private source profile (drift)
 PARQUET_COMPRESSION = "zstd"
 # Keys of the provenance stored in every parquet file's schema metadata.
 META_RELEASE_ID = b"synthgate.release_id"
@@ -126,6 +127,11 @@ def read_current(out_dir: Path, dataset: str) -> str | None:
     return _current(dataset_folder(out_dir, dataset))
 
 
+def profile_path(dataset_dir: Path, release_id: str) -> Path:
+    """Where a release's private source profile lives: beside the releases, never inside one (it is not shared)."""
+    return dataset_dir / PROFILES / f"{_safe(release_id, 'release_id')}.npz"
+
+
 def clean_stale(out_dir: Path, dataset: str) -> list[Path]:
     """Remove what killed runs left behind (staging folders, `CURRENT` temp files); returns what went."""
     dataset_dir = dataset_folder(out_dir, dataset)
@@ -144,6 +150,7 @@ def publish_release(
     model: Attachment | None = None,
     folders: Mapping[str, Path] | None = None,
     on_commit: Callable[[], None] | None = None,
+    profile: Callable[[Path], None] | None = None,
     rows_per_part: int = 500_000,
     keep: int | None = None,
 ) -> Path:
@@ -153,6 +160,8 @@ def publish_release(
     `model {path, sha256}`. `folders` maps a path in the release to a folder copied there whole (GX's
     Data Docs). `on_commit` runs with the dataset's lock held, before anything is written (the privacy
     ledger records the release there: a crash after it over-counts the budget, never under-counts it).
+    `profile`: the writer of the release's private source profile (at `profile_path`), run with the lock held
+    once `CURRENT` names the release; the release stands if it fails, only the next run's drift is not measured.
     The manifest is written with `release_id`, `dataset`, `rows`, `files` and `model`; history.jsonl gets a
     `published` line once `CURRENT` names it. `keep`: then, in the same lock, `retain` the newest `keep`
     releases and refusals (None keeps all). Returns the release folder.
@@ -181,10 +190,21 @@ def publish_release(
         previous = _current(dataset_dir)
         write_current(dataset_dir, release_id)
         record_event(dataset_dir, "published", release_id, previous)
+        if profile is not None:
+            _write_profile(dataset_dir, release_id, profile)
         if keep is not None:
             retain(dataset_dir, keep)
     log.info("published %s release %s (%d rows) at %s", dataset, release_id, len(synthetic), final)
     return final
+
+
+def _write_profile(dataset_dir: Path, release_id: str, write: Callable[[Path], None]) -> None:
+    """Write a published release's profile; a disk that refuses it costs the next run its drift, not the release."""
+    try:
+        write(profile_path(dataset_dir, release_id))
+    except OSError as err:
+        log.warning("cannot write the source profile of %s (%s): the next release will show no drift",
+                    release_id, err)
 
 
 def record_refusal(
@@ -347,7 +367,8 @@ def retain(dataset_dir: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` releases and refusals, never `CURRENT`'s; call with the dataset's lock held.
 
     After a rollback `CURRENT` may name an old release: it stays, beside the `keep` newest. Each deletion is a
-    `retention` line of history.jsonl. Returns the folders deleted.
+    `retention` line of history.jsonl; a deleted release's private source profile goes with it. Returns the
+    folders deleted.
     """
     _check_keep(keep)
     current = _current(dataset_dir)
@@ -358,6 +379,8 @@ def retain(dataset_dir: Path, keep: int) -> list[Path]:
                 continue
             trash = _out_of_sight(dataset_dir, folder)
             record_event(dataset_dir, "retention", folder.name, current, f"{what} older than the newest {keep}")
+            if kind == RELEASES:  # a profile never outlives its release
+                profile_path(dataset_dir, folder.name).unlink(missing_ok=True)
             shutil.rmtree(trash)
             _fsync_dir(trash.parent)
             deleted.append(folder)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flows.gate import Check, Verdict, in_words
-from flows.release.manifest import FidelityMetrics, Manifest, Metrics, UtilityMetrics, shown
+from flows.release.manifest import Drift, FidelityMetrics, Manifest, Metrics, Split, UtilityMetrics, shown
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,17 @@ _PRIVACY_LABELS = {
 _ATTACKS = {"singling_out": "Singling-out attack", "linkability": "Linkability attack",
             "inference": "Attribute-inference attack"}
 _ATTACK_FIGURES = {"risk": "risk", "attack_rate": "success rate", "control_rate": "success rate on control rows"}
+
+LARGE_COLUMN_DRIFT = 0.1
+"""A source column whose distance since the previous release reaches this is large drift.
+
+A display threshold, not a gate: it moves the drift section to the top of the report, with a warning.
+"""
+LARGE_ROW_CHANGE = 0.1
+"""Rows added plus removed, as a share of the previous release's source rows, that make large drift.
+
+A display threshold, not a gate, like `LARGE_COLUMN_DRIFT`.
+"""
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -99,6 +110,8 @@ table.checks th:nth-child(4) { width: 6em; }
 .bar span { display: block; height: 100%; border-radius: 3px; background: var(--accent); }
 .grid2 { display: grid; grid-template-columns: repeat(auto-fit, minmax(300px, 1fr)); gap: 16px; }
 .muted { color: var(--muted); }
+.drift.large { border-width: 2px; border-color: var(--bad); }
+.warning { background: var(--bad-bg); color: var(--bad); padding: 8px 12px; border-radius: 6px; }
 @media print { body { background: #fff; } section { break-inside: avoid; } }
 """
 
@@ -113,8 +126,11 @@ def render_report(manifest: Manifest, *, details: Mapping[str, Any] | None = Non
     """
     metrics = manifest.metrics
     details = details or {}
+    drift = manifest.drift
+    large = drift is not None and large_drift(drift, manifest.split)
     sections = [
         _header(manifest),
+        _drift(drift, large) if large else "",
         _verdict(manifest.gate, refusal_advice(manifest)),
         _scores(metrics),
         _distinguishability(metrics.fidelity, details),
@@ -123,6 +139,7 @@ def render_report(manifest: Manifest, *, details: Mapping[str, Any] | None = Non
         _expectations(details.get("expectations"), details.get("expectations_docs")),
         _utility(metrics.utility),
         _privacy(metrics.privacy),
+        "" if large else _drift(drift, large),
         _per_column(details),
         _timings(manifest.timings),
         _schema(manifest.schema),
@@ -398,6 +415,39 @@ def _privacy_label(name: str) -> str:
             if name == f"{attack}_{figure}":
                 return f"{words}: {what}"
     return in_words(name)
+
+
+def large_drift(drift: Drift, split: Split | None = None) -> bool:
+    """Whether the source moved enough to be shown first: a column at `LARGE_COLUMN_DRIFT`, or many rows changed.
+
+    Rows changed are measured against the previous source's rows, `added - removed` away from this run's
+    (`split`: this run's train and holdout rows); without a split, only the columns are judged.
+    """
+    if drift.source and max(drift.source.values()) >= LARGE_COLUMN_DRIFT:
+        return True
+    if split is None or drift.source_rows_added is None or drift.source_rows_removed is None:
+        return False
+    changed = drift.source_rows_added + drift.source_rows_removed
+    previous_rows = split.train_rows + split.holdout_rows - drift.source_rows_added + drift.source_rows_removed
+    return changed >= LARGE_ROW_CHANGE * max(previous_rows, 1)
+
+
+def _drift(drift: Drift | None, large: bool) -> str:
+    """Distances since the previous release, worst first: the source's (when measured) and the synthetic rows'."""
+    if drift is None:
+        return ""
+    warning = ("<p class='warning'><strong>Warning:</strong> the source changed markedly since the previous release"
+               " (display threshold, not a gate): check the new data before using these rows.</p>" if large else "")
+    rows = ("" if drift.source_rows_added is None else
+            f"<p>Source rows added: <strong>{_e(shown(drift.source_rows_added))}</strong>, removed: "
+            f"<strong>{_e(shown(drift.source_rows_removed))}</strong>.</p>")
+    tables = [_bar_table(title, scores, highest_first=True)
+              for title, scores in (("Source (total variation)", drift.source),
+                                    ("Synthetic rows (total variation)", drift.synthetic)) if scores]
+    private = "" if drift.source is not None else "<p class='muted'>No source side: it is not measured under " \
+        "differential privacy, where it would spend privacy no budget paid for.</p>"
+    return (f"<section class='drift{' large' if large else ''}'><h2>Drift since release {_e(drift.previous)}</h2>"
+            f"{warning}{rows}{private}<div class='grid2'>{''.join(tables)}</div></section>")
 
 
 def _per_column(details: Mapping[str, Any]) -> str:

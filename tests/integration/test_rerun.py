@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -268,3 +269,31 @@ def test_a_hand_off_comes_after_the_cache_and_never_leaves_the_rows_behind(prefe
     local = train_generator(frame, schema, settings.model_copy(update={"train_deployment": None}), "run-2")
     reused = train_generator(frame, schema, settings, "run-3")  # cached: the absent deployment is never asked
     assert (reused.reused, reused.cache_key) == (True, local.cache_key)
+
+
+@pytest.mark.slow
+def test_a_new_release_states_its_drift_from_the_previous_one(prefect_api: None, source: Path, tmp_path: Path) -> None:
+    """Release N compares its source and its rows with release N-1's; the first release has no drift."""
+    dataset = tmp_path / "out" / "adult"
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path / "out"), "--generator", "gmm")
+    assert code == EXIT_PUBLISHED, output
+    first = new_manifest(dataset, "releases", set())
+    assert "drift" not in first
+    frame = pd.read_csv(source)
+    shifted = pd.concat([frame.iloc[100:], frame.iloc[:50]]).assign(age=lambda f: f["age"] + 10)
+    shifted.to_csv(source, index=False)
+    code, output = run_cli("--source", str(source), "--out", str(tmp_path / "out"), "--generator", "gmm")
+    assert code == EXIT_PUBLISHED, output
+    second = new_manifest(dataset, "releases", {first["release_id"]})
+    drift = second["drift"]
+    assert drift["previous"] == first["release_id"]
+    before, after = (Counter(map(tuple, f.astype(str).to_numpy())) for f in (frame, shifted))
+    assert drift["source_rows_added"] == (after - before).total()  # rows as multisets: duplicates count
+    assert drift["source_rows_removed"] == (before - after).total() > 400  # most ages moved
+    assert drift["largest_source"]["column"] == "age" and drift["source"]["age"] > 0.2
+    assert max(v for k, v in drift["source"].items() if k != "age") < 0.1
+    assert set(drift["synthetic"]) == set(COLUMNS)
+    assert sorted(p.stem for p in (dataset / ".profiles").iterdir()) == sorted([first["release_id"],
+                                                                                second["release_id"]])
+    report = (dataset / "releases" / second["release_id"] / "report.html").read_text()
+    assert report.index("Drift since release") < report.index('class="verdict')

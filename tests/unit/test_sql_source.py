@@ -149,8 +149,17 @@ def test_a_bad_url_is_refused_without_echoing_it(tmp_path: Path) -> None:
 
 
 def test_a_password_in_the_url_is_warned_about_without_showing_it(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
-        SqlSource(sql="postgresql+psycopg://me:hunter2@db.example/x", table="t")
+    # Listen on the config's own logger: a flow run earlier in the session may have stopped ours propagating
+    # or disabled it (Prefect's logging set-up takes over the `flows` loggers).
+    config_log = logging.getLogger("flows.config")
+    config_log.addHandler(caplog.handler)
+    disabled, config_log.disabled = config_log.disabled, False
+    try:
+        with caplog.at_level(logging.WARNING, logger="flows.config"):
+            SqlSource(sql="postgresql+psycopg://me:hunter2@db.example/x", table="t")
+    finally:
+        config_log.removeHandler(caplog.handler)
+        config_log.disabled = disabled
     assert "prefer password_env or password_secret" in caplog.text and "hunter2" not in caplog.text
     with pytest.raises(ValueError, match="the URL holds a password"):
         SqlSource(sql="postgresql+psycopg://me:hunter2@db.example/x", table="t", password_env="PW")
