@@ -40,7 +40,7 @@ _NOT_WITH_AUTO = {
     "params": "generator auto (the default) takes no params: it tries each candidate with its own "
               "(name a generator to set params)",
     "privacy_budget": "generator auto (the default) chooses among generators without differential privacy, which a "
-                      "budget refuses: name a DP generator (vae or gan with params dp_epsilon)",
+                      "budget refuses: name a DP generator (mst, vae or gan with params dp_epsilon)",
 }
 
 

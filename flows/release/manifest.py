@@ -63,7 +63,7 @@ class GeneratorRecord:
     params: Mapping[str, Any] = field(default_factory=dict)
     seed: int | None = None
     device: str | None = None
-    differential_privacy: Mapping[str, float] | None = None
+    differential_privacy: Mapping[str, Any] | None = None
     selection: Mapping[str, Any] | None = None
     cache_key: str | None = None
     reused: bool = False

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, Self
@@ -108,10 +109,13 @@ class EncoderPrivacy:
     (epsilon-DP), and it gets one mode spanning them (min-max scaling, no EM); a null slot is kept
     whenever the dtype can hold missing values, whether or not the data has any. With add/remove
     neighbours one row moves one cell of each column's histogram by one, so each column costs its share.
+    `secure_noise`: the Laplace noise comes from a stream seeded with 256 bits of the OS's CSPRNG, not from the
+    fit's seed, so knowing the seed does not let anyone subtract the noise (the fit then does not repeat).
     """
 
     epsilon: float
     delta: float
+    secure_noise: bool = False
 
     def __post_init__(self) -> None:
         if not self.epsilon > 0 or not 0 < self.delta < 1:
@@ -496,9 +500,10 @@ class TabularEncoder:
         else:
             schema = schema.replace(dataclasses.replace(s, categories=None, bounds=None) for s in schema.learned)
             share = EncoderPrivacy(privacy.epsilon / len(schema.learned), privacy.delta / len(schema.learned))
+            noise = np.random.default_rng(int.from_bytes(os.urandom(32))) if privacy.secure_noise else rng
             codecs = []
             for spec in schema.learned:
-                codec, counts = _CODECS[spec.kind].fit_private(df[spec.name], spec, self.config, rng, share)
+                codec, counts = _CODECS[spec.kind].fit_private(df[spec.name], spec, self.config, noise, share)
                 codecs.append(codec)
                 if counts is not None:
                     self.noisy_counts_[spec.name] = counts
