@@ -35,8 +35,8 @@ def summary_markdown(manifest: Manifest) -> str:
         "|---|---|",
         f"| quality | {shown(metrics.fidelity.quality)} |",
         f"| diagnostic | {shown(metrics.fidelity.diagnostic)} |",
-        f"| DCR share | {shown(metrics.privacy.get('dcr_share'))} |",
-        f"| exact-copy rate | {shown(metrics.privacy.get('exact_match_rate'))} |",
+        f"| DCR share | {shown(metrics.privacy.dcr_share)} |",
+        f"| exact-copy rate | {shown(metrics.privacy.exact_match_rate)} |",
     ]
     if metrics.utility is not None:
         lines.append(f"| utility: lift kept ({metrics.utility.target}) | {shown(metrics.utility.lift_kept)} |")

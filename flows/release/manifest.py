@@ -146,21 +146,39 @@ class UtilityMetrics:
 
 
 @dataclass(frozen=True)
-class Metrics:
-    """What was measured: fidelity, utility (None without a target column), and privacy.
+class PrivacyMetrics:
+    """The privacy figures, by name, in the order the report lists them.
 
-    Privacy is a table of named numbers (the distances' and attacks' figures with their interval bounds as
-    `_low`/`_high`).
+    They are the distances' and the attacks' numbers with their interval bounds as `_low`/`_high`, the
+    membership attacks flattened as `membership_tpr_<low|1|10>_fpr_<attack>`: one table of some sixty numbers that
+    the manifest and the report show whole. The figures a reader looks at first are fields.
     """
+
+    figures: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dcr_share(self) -> float | None:
+        """Share of synthetic rows nearer a training row than a holdout row (0.5 when nothing leaks)."""
+        return number(self.figures.get("dcr_share"))
+
+    @property
+    def exact_match_rate(self) -> float | None:
+        """Share of synthetic rows equal to a training row on the learned columns."""
+        return number(self.figures.get("exact_match_rate"))
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What was measured: fidelity, utility (None without a target column), and privacy."""
 
     fidelity: FidelityMetrics = FidelityMetrics()
     utility: UtilityMetrics | None = None
-    privacy: Mapping[str, Any] = field(default_factory=dict)
+    privacy: PrivacyMetrics = PrivacyMetrics()
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's `metrics` entry, each section as plain values."""
         return {"fidelity": asdict(self.fidelity), "utility": None if self.utility is None else asdict(self.utility),
-                "privacy": dict(self.privacy)}
+                "privacy": dict(self.privacy.figures)}
 
 
 @dataclass(frozen=True)
@@ -312,7 +330,8 @@ class Manifest:
             source=_source(data.get("source")),
             split=_record(Split, data.get("split")),
             metrics=Metrics(_record(FidelityMetrics, metrics.get("fidelity")) or FidelityMetrics(),
-                            _record(UtilityMetrics, metrics.get("utility")), _mapping(metrics.get("privacy"))),
+                            _record(UtilityMetrics, metrics.get("utility")),
+                            PrivacyMetrics(_mapping(metrics.get("privacy")))),
             timings=_mapping(data.get("timings")),
             schema=data.get("schema") if isinstance(data.get("schema"), Mapping) else None,
             versions=_mapping(data.get("versions")),
@@ -379,7 +398,7 @@ def build_manifest(
             ),
             utility=None if utility is None else UtilityMetrics(**asdict(utility), ratio=utility.ratio,
                                                                 lift_kept=utility.lift_kept),
-            privacy=_privacy_figures(privacy),
+            privacy=PrivacyMetrics(_privacy_figures(privacy)),
         ),
         timings={key: round(value, 3) for key, value in every_timing.items()},
         schema=_public_schema(schema, private),
@@ -542,3 +561,13 @@ def _source(value: Any) -> SourceInfo | None:
     if found.get("na_values") is not None:
         found["na_values"] = tuple(found["na_values"])
     return SourceInfo(**found)
+
+
+
+def number(value: Any) -> float | None:
+    """A figure as a finite float, or None when it is missing, not a number, NaN or infinite (one read for all)."""
+    try:
+        figure = float(value)
+    except (TypeError, ValueError):
+        return None
+    return figure if math.isfinite(figure) else None

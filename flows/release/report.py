@@ -13,14 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import logging
-import math
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from flows.gate import Check, Verdict, in_words
-from flows.release.manifest import Drift, FidelityMetrics, Manifest, Metrics, Split, UtilityMetrics, shown
+from flows.release.manifest import Drift, FidelityMetrics, Manifest, Metrics, Split, UtilityMetrics, number, shown
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +28,9 @@ _SCORES: tuple[tuple[str, Callable[[Metrics], Any], str], ...] = (
     ("Quality", lambda m: m.fidelity.quality, "overall fidelity; higher is better"),
     ("Column shapes", lambda m: m.fidelity.column_shapes, "per-column distributions; higher is better"),
     ("Column pair trends", lambda m: m.fidelity.column_pair_trends, "correlations between columns; higher is better"),
-    ("DCR share", lambda m: m.privacy.get("dcr_share"),
+    ("DCR share", lambda m: m.privacy.dcr_share,
      "rows closer to training than to holdout; about 50% is ideal"),
-    ("Exact-copy rate", lambda m: m.privacy.get("exact_match_rate"),
+    ("Exact-copy rate", lambda m: m.privacy.exact_match_rate,
      "rows copied from the real table; lower is better"),
 )
 
@@ -138,7 +137,7 @@ def render_report(manifest: Manifest, *, details: Mapping[str, Any] | None = Non
         _gate_checks(manifest.gate),
         _expectations(details.get("expectations"), details.get("expectations_docs")),
         _utility(metrics.utility),
-        _privacy(metrics.privacy),
+        _privacy(metrics.privacy.figures),
         "" if large else _drift(drift, large),
         _per_column(details),
         _timings(manifest.timings),
@@ -221,13 +220,13 @@ def _distinguishability(fidelity: FidelityMetrics, details: Mapping[str, Any]) -
     3-way marginals' distance against real unseen rows'. The saturated averages above cannot separate a fair
     generator from a poor one; these can. Shown, not gated.
     """
-    auc, distance = _number(fidelity.c2st_auc), _number(fidelity.marginal_tv_3way)
+    auc, distance = number(fidelity.c2st_auc), number(fidelity.marginal_tv_3way)
     if auc is None and distance is None:
         return ""
     c2st, marginals = _mapping(details.get("c2st")), _mapping(details.get("marginals"))
-    low, high, ratio = (_number(value) for value in (fidelity.c2st_auc_low, fidelity.c2st_auc_high,
+    low, high, ratio = (number(value) for value in (fidelity.c2st_auc_low, fidelity.c2st_auc_high,
                                                       fidelity.marginal_tv_ratio))
-    rows = _number(c2st.get("rows"))
+    rows = number(c2st.get("rows"))
     cards = (
         _card("Classifier ROC AUC", _decimals(auc),
               f"95% interval {_decimals(low)} to {_decimals(high)}; 0.5: indistinguishable, 1.0: trivially told apart")
@@ -256,11 +255,11 @@ def _distinguishability(fidelity: FidelityMetrics, details: Mapping[str, Any]) -
 
 def _marginal_note(marginals: Mapping[str, Any]) -> str:
     """How the marginal distance was taken: over how many column sets of which order, on how many rows."""
-    order, sets, of, rows = (int(_number(marginals.get(key)) or 0) for key in ("order", "sets", "of", "rows"))
+    order, sets, of, rows = (int(number(marginals.get(key)) or 0) for key in ("order", "sets", "of", "rows"))
     if not (order and sets and rows):
         return "Mean total variation distance of the real and synthetic 3-way marginals."
     words = {3: "column triples", 2: "column pairs (fewer than 3 learned columns)"}.get(order, "columns (one learned)")
-    fresh = _number(marginals.get("holdout_distance"))
+    fresh = number(marginals.get("holdout_distance"))
     return (f"Mean total variation distance of the real and synthetic {order}-way marginals over {sets:,} of {of:,} "
             f"{words}, on {rows:,} synthetic rows" + (f"; as many real unseen rows: {_decimals(fresh)}."
                                                     if fresh is not None else "."))
@@ -371,7 +370,7 @@ def _utility(utility: UtilityMetrics | None) -> str:
             "<section><h2>Machine-learning utility</h2>"
             "<p class='muted'>No target column: utility was not measured.</p></section>"
         )
-    kept = _number(utility.lift_kept)
+    kept = number(utility.lift_kept)
     items = {
         "Target column": utility.target,
         "Task": utility.task,
@@ -462,7 +461,7 @@ def _per_column(details: Mapping[str, Any]) -> str:
 
 def _timings(timings: Mapping[str, Any]) -> str:
     """Seconds per step, with bars against the slowest."""
-    seconds = {str(k): n for k, v in timings.items() if (n := _number(v)) is not None}
+    seconds = {str(k): n for k, v in timings.items() if (n := number(v)) is not None}
     if not seconds:
         return ""
     scale = max([*seconds.values(), 1e-9])
@@ -480,7 +479,7 @@ def _bar_table(title: str, scores: Mapping[str, Any], *, highest_first: bool = F
 
     Bars are out of `scale` (default 1.0, or the largest value when that is larger).
     """
-    numbers = {col: _number(v) for col, v in scores.items()}
+    numbers = {col: number(v) for col, v in scores.items()}
     full = max([scale or 1.0, *(v for v in numbers.values() if v is not None)])
     sign = -1.0 if highest_first else 1.0
     ordered = sorted(numbers.items(), key=lambda item: (item[1] is None, sign * (item[1] or 0.0)))
@@ -593,20 +592,12 @@ def _badge(passed: bool) -> str:
     return "<span class='badge pass'>PASS</span>" if passed else "<span class='badge fail'>FAIL</span>"
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _percent(value: Any) -> str:
     """Shares as percentages, with an extra decimal for small ones so 0.04% does not read as 0.0%."""
-    number = _number(value)
-    if number is None:
+    share = number(value)
+    if share is None:
         return "n/a"
-    return f"{number:.2%}" if 0 < abs(number) < 0.1 else f"{number:.1%}"
+    return f"{share:.2%}" if 0 < abs(share) < 0.1 else f"{share:.1%}"
 
 
 def _e(value: Any) -> str:

@@ -17,7 +17,7 @@ import pytest
 
 from flows.gate import GateThresholds, judge
 from flows.release.drift import SourceProfile, measure_drift, profile, read_profile, write_profile
-from flows.release.manifest import Drift, GeneratorRecord, Manifest, Metrics, Split, build_manifest
+from flows.release.manifest import Drift, GeneratorRecord, Manifest, Metrics, PrivacyMetrics, Split, build_manifest
 from flows.release.publish import profile_path, publish_release, read_current
 from flows.release.report import render_report
 from generators.tabular.inference import infer_schema
@@ -118,7 +118,7 @@ def test_the_drift_section_comes_first_with_a_warning_only_when_the_source_moved
     loud_rows = replace(quiet, source_rows_added=50)  # 55 of the previous 355 rows changed
 
     def order(drift: Drift) -> tuple[int, int, int, bool]:
-        page = render_report(replace(manifest(0, drift), metrics=Metrics(privacy={"dcr_share": 0.5})))
+        page = render_report(replace(manifest(0, drift), metrics=Metrics(privacy=PrivacyMetrics({"dcr_share": 0.5}))))
         return (page.index("Drift since release r0"), page.index('class="verdict'), page.index("<h2>Privacy</h2>"),
                 "Warning:" in page)
 
