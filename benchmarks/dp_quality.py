@@ -3,10 +3,11 @@
 Fits on the 80% training split (as the flow makes it), samples as many rows as the source has, and
 scores the sample against the training rows with sdmetrics' quality report and the classifier two-sample
 AUC, and on the 20% holdout with the utility ratio (a model trained on synthetic rows against one trained
-on real rows). Prints a markdown table.
+on real rows). Prints a markdown table. `--public-domain` declares every inferred category set and bound
+public (the config's `public_domain: true`): the DP fit then keeps them instead of estimating them.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.dp_quality [--epsilons 1 10]
-        [--generators mst vae gan] [--gan-steps N] [--gan-batch N] [--vae-steps N]
+        [--generators mst vae gan] [--gan-steps N] [--gan-batch N] [--vae-steps N] [--public-domain]
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import time
 from pathlib import Path
 
 from benchmarks.datasets import ADULT
-from flows.sources import load_table
+from flows.sources import read_source
 from flows.split import split_holdout
 from generators.base import Generator
 from generators.models.gan import GanConfig, GanGenerator
 from generators.models.mst import MSTConfig, MSTGenerator
 from generators.models.vae import VAEConfig, VAEGenerator
+from generators.tabular.inference import infer_schema
 from validation.c2st import classifier_two_sample
 from validation.fidelity import evaluate_fidelity
 from validation.utility import evaluate_utility, infer_target
@@ -59,11 +61,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--vae-steps", type=int, default=600, help="about this many DP-SGD steps of the vae")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", type=Path, default=ADULT)
+    parser.add_argument("--public-domain", action="store_true", help="declare every inferred domain public")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    table = load_table(args.source, {}, None)
-    train, holdout = split_holdout(table.frame, 0.2, args.seed)
-    target = infer_target(table.schema)
+    frame, schema = infer_schema(read_source(args.source)[0], public_domain=args.public_domain)
+    train, holdout = split_holdout(frame, 0.2, args.seed)
+    target = infer_target(schema)
     print("| generator | epsilon | spent epsilon | quality | utility ratio | C2ST AUC [95% CI] | fit s |")
     print("|---|---|---|---|---|---|---|")
     for epsilon in args.epsilons:
@@ -71,13 +74,13 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.generators:
             model = models[name]
             started = time.perf_counter()
-            model.fit(train, table.schema)
+            model.fit(train, schema)
             seconds = time.perf_counter() - started
-            synthetic = model.sample(len(table.frame), seed=args.seed)
-            quality = evaluate_fidelity(train, synthetic, table.schema).quality
-            utility = (evaluate_utility(train, holdout, synthetic, table.schema, target, args.seed).ratio
+            synthetic = model.sample(len(frame), seed=args.seed)
+            quality = evaluate_fidelity(train, synthetic, schema).quality
+            utility = (evaluate_utility(train, holdout, synthetic, schema, target, args.seed).ratio
                        if target else float("nan"))
-            c2st = classifier_two_sample(train, synthetic, table.schema, seed=args.seed)
+            c2st = classifier_two_sample(train, synthetic, schema, seed=args.seed)
             spent = model.privacy_spent_ or {}
             print(
                 f"| {name} | {epsilon:g} | {spent.get('epsilon', float('nan')):.3f} | {quality:.3f} | "

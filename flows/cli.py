@@ -135,7 +135,8 @@ def inspect(
 
     with user_errors(verbose):
         settings = load_config(config, source=source)
-        table = load_table(settings.source, settings.columns, settings.target, settings.na_values)
+        table = load_table(settings.source, settings.columns, settings.target, settings.na_values,
+                           settings.public_domain)
     if as_yaml:
         kinds: dict[str, Any] = {"columns": {c.name: c.kind.value for c in table.schema}}
         stdout.print(yaml.safe_dump(kinds, sort_keys=False), end="", markup=False, highlight=False)

@@ -30,6 +30,7 @@ from flows.sources.sql import DEFAULT_CHUNK_ROWS, parse_url
 from generators.registry import GENERATORS
 from generators.tabular.checks import Setting, settings
 from generators.tabular.errors import BadInputError
+from generators.tabular.inference import as_override
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,13 @@ class RunConfig(BaseModel):
         None, description="categorical or boolean column whose values get equal shares of the rows (augmentation)"
     )
     columns: dict[str, str | dict[str, Any]] = Field(
-        default_factory=dict, description="schema overrides: column -> kind, or column -> {kind: ..., ...}"
+        default_factory=dict, description="schema overrides: column -> kind, or column -> {kind: ..., ...}; "
+        "{categories: [...], public: true} or {bounds: [low, high], public: true} declares a column's domain public "
+        "(a DP fit then keeps it as declared and pays nothing for it)"
+    )
+    public_domain: bool = Field(
+        False, strict=True, description="you assert the categories and ranges of this table are not secret: every "
+        "category set and bound inferred at ingest counts as declared public (a column's `public: false` opts it out)"
     )
     privacy_budget: float | None = Field(
         None, gt=0, description="total epsilon this dataset may spend over all its releases (needs a DP generator)"
@@ -196,6 +203,17 @@ class RunConfig(BaseModel):
         """
         if value and info.data.get("generator") == AUTO_GENERATOR:
             raise ValueError(_NOT_WITH_AUTO[info.field_name or ""])
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _overrides(cls, value: dict[str, str | dict[str, Any]]) -> dict[str, str | dict[str, Any]]:
+        """Each override's kind and `public` checked now, before any data is read."""
+        for name, override in value.items():
+            try:
+                as_override(name, override)
+            except BadInputError as err:
+                raise ValueError(str(err)) from None
         return value
 
     @field_validator("name")

@@ -77,7 +77,7 @@ def preflight(config: RunConfig) -> None:
     every candidate).
     """
     check_writable(config.out, config.dataset)
-    table = load_table(config.source, config.columns, config.target, config.na_values)
+    table = load_table(config.source, config.columns, config.target, config.na_values, config.public_domain)
     if config.rebalance is not None:
         rebalance_values(table.schema, config.rebalance)
     candidates = CANDIDATES if config.generator == AUTO_GENERATOR else (Candidate(config.generator, config.params),)
@@ -103,7 +103,8 @@ def read_tables(train: Path, holdout: Path, synthetic: Path, config: RunConfig) 
     The holdout and the synthetic table are read through it. Every bad input fails here, before any work.
     """
     real_frame, train_info = read_source(train, config.na_values)
-    train_frame, schema = infer_schema(real_frame, config.columns, config.target)
+    train_frame, schema = infer_schema(real_frame, config.columns, config.target,
+                                         public_domain=config.public_domain)
     return Tables(
         train=train_frame,
         holdout=conform_to(read_source(holdout, config.na_values)[0], schema, "holdout"),

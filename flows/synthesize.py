@@ -52,7 +52,7 @@ def synthesize(config: RunConfig) -> RunOutcome:
     run_id, started = new_run_id(), time.perf_counter()
     timings: dict[str, float] = {}
     previous = read_current(config.out, config.dataset)  # the release this run's drift is measured against
-    table = ingest(config.source, config.columns, config.target, config.na_values)
+    table = ingest(config.source, config.columns, config.target, config.na_values, config.public_domain)
     fingerprint = run_fingerprint(config, table.source)
     current = unchanged(config, fingerprint)
     if current is not None:

@@ -416,11 +416,14 @@ def _public_schema(schema: Schema, private: bool) -> dict[str, Any]:
     """The schema as the release states it.
 
     Under differential privacy the categories and bounds inferred from the data are left out: they are facts about
-    the real rows that no privacy budget paid for.
+    the real rows that no privacy budget paid for. A column's declared public domain (`public: true`) is kept: it was
+    no secret.
     """
     public = schema.to_dict()
     if private:
         for spec in public["columns"].values():
+            if spec.get("public"):
+                continue
             spec.pop("categories", None)
             spec.pop("bounds", None)
     return public

@@ -41,10 +41,14 @@ def load_table(
     overrides: Mapping[str, Any] | None = None,
     target: str | None = None,
     na_values: Sequence[str] | None = None,
+    public_domain: bool = False,
 ) -> Table:
-    """Read the source, infer its schema (with the user's overrides) and conform the frame to it."""
+    """Read the source, infer its schema (with the user's overrides) and conform the frame to it.
+
+    `public_domain`: the user asserts the inferred categories and ranges are not secret (see `infer_schema`).
+    """
     frame, info = read_source(source, na_values)
-    frame, schema = infer_schema(frame, overrides, target)
+    frame, schema = infer_schema(frame, overrides, target, public_domain=public_domain)
     log.info("ingested %s: %d rows, %d columns", info.uri, info.rows, info.columns)
     return Table(frame=frame, schema=schema, source=info)
 

@@ -31,7 +31,7 @@ from generators.nn.dp import DPConfig, SgdPlan, clamp_values, poisson_batch, pri
 from generators.nn.layers import ConditionVector, OutputLayout, column_major, init_weights, mlp
 from generators.nn.training import History, TrainingConfig, Update, split_rows, train
 from generators.registry import register
-from generators.tabular.encoder import Condition, Span
+from generators.tabular.encoder import Condition, Span, public_assumptions
 from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class GanGenerator(Generator):
         )
         self.critic_.eval()
         if private:
-            self.privacy_spent_ = sgd.spent(history.steps)
+            self.privacy_spent_ = sgd.spent(history.steps, public_assumptions(self.encoder_.schema_))
         return history
 
     def _fake(self, cond: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -43,7 +43,7 @@ from generators.base import Generator
 from generators.nn.dp import ENCODER_SHARE, DPConfig
 from generators.nn.training import History
 from generators.registry import register
-from generators.tabular.encoder import EncoderPrivacy, Span
+from generators.tabular.encoder import EncoderPrivacy, Span, public_assumptions
 from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -338,6 +338,7 @@ class MSTGenerator(Generator):
                 "every column's name, kind, dtype and whether it may be missing",
                 "formats of the regenerated id/PII/text columns"
                 + (f" ({', '.join(regenerated)})" if regenerated else " (none here)"),
+                *public_assumptions(schema),
             ],
         }
 

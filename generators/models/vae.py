@@ -31,7 +31,7 @@ from generators.nn.layers import ConditionVector, OutputLayout, SpreadDecoder, c
 from generators.nn.mixture import LatentMixture
 from generators.nn.training import History, Update
 from generators.registry import register
-from generators.tabular.encoder import Condition
+from generators.tabular.encoder import Condition, public_assumptions
 from generators.tabular.errors import BadInputError
 
 logger = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class VAEGenerator(LatentCodeGenerator):
             update = private_update("loss", sgd, self._optimiser(), self.model_, row_loss, private_rows, generator)
             history = self._train([update], plan, None)
             self.prior_ = LatentMixture.standard(cfg.latent, self.conditions_.width, self.device_)
-            self.privacy_spent_ = sgd.spent(history.steps)
+            self.privacy_spent_ = sgd.spent(history.steps, public_assumptions(self.encoder_.schema_))
             return history
 
         sampler = ConditionVector(self.encoder_.layout_, self.device_).fit(rows)

@@ -16,7 +16,7 @@ of a WGAN-GP gradient penalty; `torch.func` differentiates the per-row loss exac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,10 +122,11 @@ class SgdPlan:
             generator=generator,
         )
 
-    def spent(self, steps: int) -> dict[str, Any]:
+    def spent(self, steps: int, public: Sequence[str] = ()) -> dict[str, Any]:
         """The `privacy_spent_` record of a fit that ran `steps` steps.
 
-        The total is the sequential composition of the encoder's and DP-SGD's parts.
+        The total is the sequential composition of the encoder's and DP-SGD's parts. `public` lists the domains the
+        encoder took as declared public (`generators.tabular.encoder.public_assumptions`), which no part paid for.
         """
         sgd = self.epsilon(steps)
         return {
@@ -138,6 +139,7 @@ class SgdPlan:
             "max_grad_norm": self.max_grad_norm,
             "steps": steps,
             "sample_rate": self.sample_rate,
+            "public_assumptions": list(public),
         }
 
 

@@ -100,7 +100,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class EncoderPrivacy:
-    """The (epsilon, delta) an encoder may spend on its statistics, split evenly over the learned columns.
+    """The (epsilon, delta) an encoder may spend on its statistics, split evenly over the columns that cost any.
 
     Under it nothing comes from the schema's data-derived facts (ingest infers categories and bounds from
     the data itself) nor from raw statistics. Categories are kept when their Laplace-noised count passes
@@ -109,6 +109,12 @@ class EncoderPrivacy:
     (epsilon-DP), and it gets one mode spanning them (min-max scaling, no EM); a null slot is kept
     whenever the dtype can hold missing values, whether or not the data has any. With add/remove
     neighbours one row moves one cell of each column's histogram by one, so each column costs its share.
+
+    A column whose domain the owner declared public (`ColumnSpec.public`) keeps it as declared: a number's
+    bounds cost nothing (its values are clipped to them), so its share goes to the other columns; a
+    categorical keeps every declared category, even one no row holds, and still pays for the Laplace counts
+    a generator may read (`noisy_counts_`), with no threshold. A value outside its declared categories is
+    refused: the declaration is then wrong, and rewriting the row to fit it would change the data silently.
     `secure_noise`: the Laplace noise comes from a stream seeded with 256 bits of the OS's CSPRNG, not from the
     fit's seed, so knowing the seed does not let anyone subtract the noise (the fit then does not repeat).
     """
@@ -239,9 +245,9 @@ class _NumberCodec:
     def fit_private(
         cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator, share: EncoderPrivacy
     ) -> tuple[Self, np.ndarray | None]:
-        """One mode spanning noisy bounds (see `EncoderPrivacy`); no noisy counts to hand on."""
+        """One mode spanning noisy bounds, or public ones (see `EncoderPrivacy`); no noisy counts to hand on."""
         x, missing = _numbers(series, spec)
-        low, high = noisy_bounds(x[~missing], share.epsilon, rng)
+        low, high = spec.bounds if spec.public and spec.bounds else noisy_bounds(x[~missing], share.epsilon, rng)
         step = 1 if spec.kind is ColumnKind.DATETIME else _step(series, spec)  # a datetime's step is the data's
         codec = cls(
             spec=spec,
@@ -382,24 +388,25 @@ class _CategoryCodec:
     def fit_private(
         cls, series: pd.Series, spec: ColumnSpec, config: EncoderConfig, rng: np.random.Generator, share: EncoderPrivacy
     ) -> tuple[Self, np.ndarray | None]:
-        """Categories whose noisy count passes the threshold, most frequent (noisily) first.
+        """Categories whose noisy count passes the threshold, or every public one; most frequent (noisily) first.
 
         Returns the noisy counts of the slots too (missing last), clamped at zero.
         """
-        counts = series.value_counts(dropna=True, sort=False)
+        counts = _declared_counts(series, spec) if spec.public else series.value_counts(dropna=True, sort=False)
         noisy = counts.to_numpy(dtype=np.float64) + rng.laplace(0.0, 1 / share.epsilon, len(counts))
-        threshold = 1 + np.log(1 / (2 * share.delta)) / share.epsilon
+        threshold = -np.inf if spec.public else 1 + np.log(1 / (2 * share.delta)) / share.epsilon
         kept = sorted(np.flatnonzero(noisy > threshold), key=lambda i: (-noisy[i], str(counts.index[i])))
         categories = tuple(counts.index[i] for i in kept)
         slots = min(len(categories), config.max_category_slots)
-        tail = noisy[kept[slots:]]
+        tail = np.maximum(noisy[kept[slots:]], 0.0)  # a public category's noisy count may be negative
         has_null = _holds_missing(spec)
         codec = cls(
             spec=spec,
             categories=categories,
             has_null=has_null,
             slots=slots,
-            tail_weights=tuple((tail / tail.sum()).tolist()) if len(tail) else (),
+            tail_weights=tuple((tail / tail.sum() if tail.sum() > 0 else np.full(len(tail), 1 / len(tail))).tolist())
+            if len(tail) else (),
         )
         missing = float(series.isna().sum()) + rng.laplace(0.0, 1 / share.epsilon)
         slot_counts = [*noisy[kept[:slots]], *([tail.sum()] if len(tail) else []), *([missing] if has_null else [])]
@@ -414,6 +421,22 @@ class _CategoryCodec:
             slots=int(state["slots"]),
             tail_weights=tuple(state["tail_weights"]),
         )
+
+
+def _declared_counts(series: pd.Series, spec: ColumnSpec) -> pd.Series:
+    """How many rows hold each declared public category (zero for those none holds).
+
+    A value the declaration lacks is refused (see `EncoderPrivacy`).
+    """
+    declared = list(spec.categories or ())
+    values = series.dropna()
+    undeclared = values[~values.isin(declared)]
+    if len(undeclared):
+        raise BadInputError(
+            f"column '{spec.name}': {undeclared.iloc[0]!r} is not among its {len(declared)} declared public categories "
+            "(add it to categories, or drop public: true)"
+        )
+    return values.value_counts(sort=False).reindex(declared, fill_value=0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -498,8 +521,11 @@ class TabularEncoder:
         if privacy is None:
             codecs = [_CODECS[s.kind].fit(df[s.name], s, self.config, rng) for s in schema.learned]
         else:
-            schema = schema.replace(dataclasses.replace(s, categories=None, bounds=None) for s in schema.learned)
-            share = EncoderPrivacy(privacy.epsilon / len(schema.learned), privacy.delta / len(schema.learned))
+            schema = schema.replace(
+                dataclasses.replace(s, categories=None, bounds=None) for s in schema.learned if not s.public
+            )
+            paying = max(1, sum(_costs_budget(s) for s in schema.learned))
+            share = EncoderPrivacy(privacy.epsilon / paying, privacy.delta / paying)
             noise = np.random.default_rng(int.from_bytes(os.urandom(32))) if privacy.secure_noise else rng
             codecs = []
             for spec in schema.learned:
@@ -744,6 +770,27 @@ def _step(series: pd.Series, spec: ColumnSpec) -> int:
         ns = _epoch_ns(series, spec)[series.notna().to_numpy()]
         return next((s for s in _TIME_STEPS_NS if not np.any(ns % s)), 1)
     return int(spec.integer or is_integer_dtype(pandas_dtype(spec.dtype)))
+
+
+def _costs_budget(spec: ColumnSpec) -> bool:
+    """Whether a private fit measures anything of the column: all but a number or datetime with public bounds."""
+    return not (spec.public and spec.kind in (ColumnKind.NUMERICAL, ColumnKind.DATETIME))
+
+
+def public_assumptions(schema: Schema) -> list[str]:
+    """The domains the owner declared public, one line each, for a DP fit's record of what it took as public."""
+    lines = []
+    for spec in schema.learned:
+        if not spec.public:
+            continue
+        if spec.kind is ColumnKind.CATEGORICAL:
+            declared = f"categories {[_plain(c) for c in spec.categories or ()]}"
+        elif spec.kind is ColumnKind.DATETIME and spec.bounds is not None:
+            declared = "bounds [{}, {}]".format(*(pd.Timestamp(int(b)).isoformat() for b in spec.bounds))
+        else:
+            declared = f"bounds {list(spec.bounds or ())}"
+        lines.append(f"the domain of {spec.name}, declared public: {declared}")
+    return lines
 
 
 def _holds_missing(spec: ColumnSpec) -> bool:

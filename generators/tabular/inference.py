@@ -3,7 +3,8 @@
 Inference looks at a sample of values only, so it is fast on large tables; the facts recorded in the
 schema (categories, bounds, nullability) are then computed on the whole column. Users correct any
 decision with overrides (`{"column": "pii"}` or `{"column": {"kind": "id"}}`), after which the facts are
-recomputed for the new kind.
+recomputed for the new kind. An override may also declare a column's domain public (`{"age": {"bounds": [17,
+90], "public": true}}`; see `ColumnSpec.public`), and `public_domain` declares every inferred one public.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from generators.tabular.errors import BadInputError
-from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
+from generators.tabular.schema import ColumnKind, ColumnSpec, Schema, public_flag
 
 SAMPLE_SIZE = 2_000
 PATTERN_SHARE = 0.9  # share of sampled values that must match a PII pattern
@@ -70,11 +71,16 @@ _UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F
 
 
 def infer_schema(
-    df: pd.DataFrame, overrides: Mapping[str, Any] | None = None, target: str | None = None
+    df: pd.DataFrame,
+    overrides: Mapping[str, Any] | None = None,
+    target: str | None = None,
+    public_domain: bool = False,
 ) -> tuple[pd.DataFrame, Schema]:
     """The frame conformed to its schema (datetime strings parsed, ...) and that schema.
 
     `overrides` maps a column to a kind name or to a dict of spec fields; an unknown column is an error.
+    `public_domain`: the caller asserts that the categories and ranges of this table are not secret, so every
+    column's domain (inferred or overridden) is marked public, except where an override says `public: false`.
     """
     if df.shape[1] == 0:
         raise BadInputError("the table has no columns")
@@ -88,7 +94,7 @@ def infer_schema(
     conformed: dict[str, pd.Series] = {}
     specs = []
     for name in df.columns:
-        override = _as_override(name, overrides.get(name))
+        override = as_override(name, overrides.get(name))
         kind = ColumnKind(override["kind"]) if "kind" in override else detect_kind(df[name])
         series = conform_column(df[name], kind)
         spec = describe_column(series, kind)
@@ -97,6 +103,8 @@ def infer_schema(
         extra = {k: v for k, v in override.items() if k != "kind"}
         if extra:
             spec = ColumnSpec.from_dict(name, {**spec.to_dict(), **extra})
+        if public_domain and "public" not in override and spec.domain is not None:
+            spec = dataclasses.replace(spec, public=True)
         conformed[name] = series
         specs.append(spec)
     return pd.DataFrame(conformed, index=df.index), Schema(tuple(specs), target=target)
@@ -283,7 +291,8 @@ def describe_column(series: pd.Series, kind: ColumnKind) -> ColumnSpec:
     )
 
 
-def _as_override(name: str, value: Any) -> dict[str, Any]:
+def as_override(name: str, value: Any) -> dict[str, Any]:
+    """An override as a dict of spec fields, its kind and `public` checked before any data is read."""
     if value is None:
         return {}
     if isinstance(value, str):
@@ -294,4 +303,6 @@ def _as_override(name: str, value: Any) -> dict[str, Any]:
         kinds = {k.value for k in ColumnKind}
         if value["kind"] not in kinds:
             raise BadInputError(f"column '{name}': kind must be one of {', '.join(sorted(kinds))}")
+    if "public" in value:
+        public_flag(name, value["public"])
     return dict(value)

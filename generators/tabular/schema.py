@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,9 @@ class ColumnKind(enum.StrEnum):
         return self not in (ColumnKind.ID, ColumnKind.PII, ColumnKind.TEXT)
 
 
+_DOMAIN_KINDS = (ColumnKind.CATEGORICAL, ColumnKind.NUMERICAL, ColumnKind.DATETIME)  # those with categories or bounds
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     """One column: its kind plus the facts the encoder, the checks and the report need.
@@ -40,6 +44,9 @@ class ColumnSpec:
     minimum and maximum of numerical/datetime columns (datetimes as UTC epoch nanoseconds).
     `timezone` is the IANA zone of a tz-aware datetime column, `None` when naive.
     `pii_type` names the detected pattern (email, phone, ...) of a PII column.
+    `public`: the data owner declares the column's domain (its `categories`, or its `bounds`) public knowledge,
+    like a codebook, so a differentially private fit keeps it as declared instead of paying budget to estimate
+    it, and the release may state it.
     """
 
     name: str
@@ -52,11 +59,27 @@ class ColumnSpec:
     timezone: str | None = None
     datetime_format: str | None = None
     pii_type: str | None = None
+    public: bool = False
+
+    def __post_init__(self) -> None:
+        if self.public and self.kind not in _DOMAIN_KINDS:
+            kinds = ", ".join(k.value for k in _DOMAIN_KINDS)
+            raise BadInputError(f"column '{self.name}': public declares a domain, which only {kinds} columns have")
+        if self.public and self.domain is None:
+            fact = "categories" if self.kind is ColumnKind.CATEGORICAL else "bounds"
+            raise BadInputError(f"column '{self.name}': public needs the {fact} it declares")
+
+    @property
+    def domain(self) -> tuple[Any, ...] | None:
+        """The values the column may take: a categorical's categories, a number's or datetime's bounds, else None."""
+        if self.kind is ColumnKind.CATEGORICAL:
+            return self.categories
+        return self.bounds if self.kind in _DOMAIN_KINDS else None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON/YAML-ready dict, leaving out facts that do not apply to this column."""
         out: dict[str, Any] = {"kind": self.kind.value, "dtype": self.dtype}
-        for key in ("nullable", "integer"):
+        for key in ("nullable", "integer", "public"):
             if getattr(self, key):
                 out[key] = True
         for key in ("categories", "bounds"):
@@ -81,18 +104,20 @@ class ColumnSpec:
             kinds = ", ".join(k.value for k in ColumnKind)
             raise BadInputError(f"column '{name}': kind must be one of {kinds}, got {data.get('kind')!r}") from None
         categories = data.get("categories")
-        bounds = data.get("bounds")
+        if categories is not None and (isinstance(categories, str | Mapping) or not isinstance(categories, Iterable)):
+            raise BadInputError(f"column '{name}': categories must be a list of values")
         return cls(
             name=name,
             kind=kind,
             dtype=str(data.get("dtype", "object")),
             nullable=bool(data.get("nullable", False)),
             categories=tuple(categories) if categories is not None else None,
-            bounds=(float(bounds[0]), float(bounds[1])) if bounds is not None else None,
+            bounds=_bounds(name, data.get("bounds")),
             integer=bool(data.get("integer", False)),
             timezone=data.get("timezone"),
             datetime_format=data.get("datetime_format"),
             pii_type=data.get("pii_type"),
+            public=public_flag(name, data.get("public", False)),
         )
 
 
@@ -157,6 +182,26 @@ class Schema:
         if not isinstance(columns, Mapping):
             raise BadInputError("schema: 'columns' must be a mapping of column name to spec")
         return cls(tuple(ColumnSpec.from_dict(str(n), s) for n, s in columns.items()), target=data.get("target"))
+
+
+def public_flag(name: str, value: Any) -> bool:
+    """Column `name`'s `public` setting; only a YAML boolean counts, so `public: "no"` is no silent yes."""
+    if not isinstance(value, bool):
+        raise BadInputError(f"column '{name}': public must be true or false, got {value!r}")
+    return value
+
+
+def _bounds(name: str, value: Any) -> tuple[float, float] | None:
+    """`[low, high]` as two floats; anything else is bad input, named after column `name`."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        low, high = math.nan, math.nan
+    if not low <= high:  # NaN fails too
+        raise BadInputError(f"column '{name}': bounds must be two numbers [low, high], low ≤ high; got {value!r}")
+    return low, high
 
 
 def _plain(value: Any) -> Any:

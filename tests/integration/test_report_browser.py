@@ -21,6 +21,7 @@ from flows.release.manifest import Manifest
 from flows.release.report import render_report
 from flows.sources import load_table
 from tests.integration.browser import PNG_MAGIC, find_chromium, open_page
+from validation.c2st import classifier_two_sample
 from validation.fidelity import evaluate_fidelity
 from validation.plots import column_distributions, correlation_difference
 
@@ -48,6 +49,7 @@ def _realistic_report() -> str:
     order = np.random.default_rng(0).permutation(len(table.frame))
     train, synthetic = (table.frame.iloc[order[a:b]].reset_index(drop=True) for a, b in ((0, 3000), (3000, 6000)))
     fidelity = evaluate_fidelity(train, synthetic, table.schema)
+    c2st = classifier_two_sample(train, synthetic, table.schema, seed=0)
     verdict = Verdict((
         Check.plain("fidelity.quality", fidelity.quality, 0.75, ">="),
         Check.plain("expectations.failed", 1, 0, "<="),
@@ -64,7 +66,8 @@ def _realistic_report() -> str:
                    "columns": len(table.schema)},
         "metrics": {
             "fidelity": {"quality": fidelity.quality, "column_shapes": fidelity.column_shapes,
-                         "column_pair_trends": fidelity.column_pair_trends},
+                         "column_pair_trends": fidelity.column_pair_trends, "c2st_auc": c2st.auc,
+                         "c2st_auc_low": c2st.auc_ci[0], "c2st_auc_high": c2st.auc_ci[1]},
             "utility": {"target": "class", "task": "classification", "metric": "macro_f1",
                         "real_score": 0.78, "synthetic_score": 0.757, "ratio": 0.97},
             "privacy": {"pii_leaks": 0, "dcr_share": 0.503, "dcr_p_value": 0.61, "exact_match_rate": 0.0,
@@ -87,6 +90,7 @@ def _realistic_report() -> str:
         "expectations_docs": "expectations/index.html",
         "column_shapes": fidelity.per_column,
         "pair_trends": fidelity.per_pair,
+        "c2st": {"rows": c2st.rows, "importance": c2st.importance, "worst_pairs": [list(p) for p in c2st.worst_pairs]},
     }
     return render_report(Manifest.from_dict(manifest), details=details)
 
@@ -103,6 +107,12 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
             " return [e.innerText, r.top, r.height, innerHeight, getComputedStyle(e).visibility]; })()"
         )
         text = page.evaluate("document.body.innerText")
+        c2st_section = page.evaluate(
+            "(() => { const h = [...document.querySelectorAll('h2')]"
+            ".find(e => e.innerText.startsWith('Can a classifier')); if (!h) return null;"
+            " const s = h.parentElement, r = s.getBoundingClientRect();"
+            " return [r.height, getComputedStyle(s).visibility, s.querySelectorAll('tr').length, s.innerText]; })()"
+        )
         png = page.screenshot()
         requests = list(page.requests)
         canary = tmp_path / "canary.html"  # proves the request log would catch a page that reaches out
@@ -118,6 +128,15 @@ def test_report_renders_offline_in_chromium(tmp_path: Path) -> None:
     assert word == "REFUSED" and 0 <= top < viewport and height > 0 and visibility == "visible"
     assert "1 gate check failed" in text and "expectations.failed" in text
     assert "Expectations" in text and "Machine-learning utility" in text and "Privacy" in text
+    assert c2st_section is not None, "the C2ST section is missing"
+    height, visibility, rows, words = c2st_section
+    assert height > 100 and visibility == "visible" and rows >= len(table_columns()), c2st_section
+    assert "Classifier ROC AUC" in words and "Columns that give them away" in words
     assert png.startswith(PNG_MAGIC)
     width, full_height = struct.unpack(">II", png[16:24])  # the IHDR chunk
     assert width == WIDTH and full_height > viewport
+
+
+def table_columns() -> list[str]:
+    """The learned columns of the bundled Adult table: the C2ST section ranks each of them."""
+    return [spec.name for spec in load_table(ADULT, {}, None).schema.learned]
