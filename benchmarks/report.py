@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,22 +22,28 @@ def truth_error(row: Row, side: str = "synthetic") -> float:
 
 
 def dataset_table(rows: Sequence[Row]) -> str:
-    """One dataset's markdown table: each system's cost, fidelity, privacy, utility and truth error, or its failure."""
+    """One dataset's markdown table: each system's cost, fidelity, privacy, utility and truth error, or its failure.
+
+    The references' rows (ceiling and floor) have no fit; the ceiling has no privacy or utility figures ("–").
+    """
     head = (
-        "| system | fit s | sample s | peak RSS MB | quality | shapes | pairs | diagnostic | DCR share "
-        "| exact copies | utility real → synth | truth error |\n" + "|---" * 12 + "|\n"
+        "| system | fit s | sample s | peak RSS MB | quality | C2ST AUC [95% CI] | shapes | pairs | diagnostic "
+        "| DCR share | exact copies | utility real → synth | truth error |\n" + "|---" * 13 + "|\n"
     )
     lines = []
     for row in rows:
         if row["status"] != "ok":
-            lines.append(f"| {row['system']} | {row['status']}: {row.get('error', '')} |" + " |" * 10)
+            lines.append(f"| {row['system']} | {row['status']}: {row.get('error', '')} |" + " |" * 11)
             continue
         utility = f"{row['utility_real']:.3f} → {row['utility_synthetic']:.3f}" if "utility_real" in row else "–"
+        low, high = row.get("c2st_auc_ci", (math.nan, math.nan))
+        c2st = f"{_num(row.get('c2st_auc', math.nan))} [{_num(low)}, {_num(high)}]" if "c2st_auc" in row else "–"
+        copies = row.get("exact_match_rate", math.nan)
         lines.append(
             f"| {row['system']} | {row['fit_s']:.1f} | {row['sample_s']:.2f} | {row['peak_rss_mb']:.0f} "
-            f"| {row['quality']:.3f} | {row['column_shapes']:.3f} | {_num(row['column_pair_trends'])} "
-            f"| {row['diagnostic']:.3f} | {row['dcr_share']:.3f} | {row['exact_match_rate']:.4f} | {utility} "
-            f"| {_num(truth_error(row))} |"
+            f"| {row['quality']:.3f} | {c2st} | {row['column_shapes']:.3f} | {_num(row['column_pair_trends'])} "
+            f"| {row['diagnostic']:.3f} | {_num(row.get('dcr_share', math.nan))} "
+            f"| {'–' if copies != copies else f'{copies:.4f}'} | {utility} | {_num(truth_error(row))} |"
         )
     return head + "\n".join(lines) + "\n"
 
@@ -44,7 +51,7 @@ def dataset_table(rows: Sequence[Row]) -> str:
 def ratio_table(results: Sequence[Row]) -> str:
     """Each of our systems against each peer on the same dataset: fit-time ratio and quality difference."""
     ok = [r for r in results if r["status"] == "ok"]
-    peers = sorted({r["system"] for r in ok if r["family"] != "synthgate"})
+    peers = sorted({r["system"] for r in ok if r["family"] == "sdv"})
     if not peers:
         return "_No peer ran in this run, so there are no ratios._\n"
     head = "| dataset | system | " + " | ".join(f"fit × vs {p} | Δquality vs {p}" for p in peers) + " |\n"
@@ -84,7 +91,11 @@ def append_markdown(
         "QualityReport and DiagnosticReport against the training part, the gate's privacy metrics, "
         "HistGradientBoosting utility (trained on real or synthetic, tested on the real holdout), and the "
         "mean absolute error of the planted facts (`truth error`; the real training part's own error, its "
-        "sampling noise, is given under each table).\n",
+        "sampling noise, is given under each table). The C2ST AUC (`validation.c2st`: HistGradientBoosting "
+        "telling the training part's rows from the system's, 5-fold, 0.5 = indistinguishable) uses as many "
+        "rows a side as the holdout holds (at most 10,000) and the run's seed for every system. Two references "
+        "frame it: `real-unseen` (the holdout's real rows: the ceiling) and `independent-columns` (each column "
+        "resampled on its own from the training part: the floor).\n",
     ]
     settings = {r["system"]: r["params"] for r in results if r.get("params")}
     if settings:
@@ -122,7 +133,7 @@ def _extrapolations(results: Sequence[Row]) -> list[str]:
 
 
 def plot(results: Sequence[Row], path: Path) -> Path | None:
-    """Quality against fit time (log scale), one colour per dataset; None when matplotlib is missing."""
+    """Quality against fit time (log scale) of the fitted systems, one colour per dataset; None without matplotlib."""
     try:
         import matplotlib
 
@@ -131,7 +142,7 @@ def plot(results: Sequence[Row], path: Path) -> Path | None:
     except ImportError:
         log.warning("matplotlib is not installed (pip install -e '.[bench]'): no plot")
         return None
-    ok = [r for r in results if r["status"] == "ok"]
+    ok = [r for r in results if r["status"] == "ok" and r["family"] != "reference"]  # references fit nothing
     figure, axes = plt.subplots(figsize=(9, 6))
     datasets = list(dict.fromkeys(r["dataset"] for r in ok))
     colours = plt.get_cmap("tab10")

@@ -4,7 +4,9 @@
     python -m benchmarks.run --mode full             # make bench-full: full tables, peers at defaults
 
 Each pair runs in a fork of this process (imports paid once, peak memory measured per pair, a crash or
-timeout recorded instead of ending the run). Results stream to JSON lines under benchmarks/results/;
+timeout recorded instead of ending the run). Every table also gets its two references, the ceiling (its real
+unseen rows) and the floor (its columns resampled independently), scored by the same code in the same run.
+Results stream to JSON lines under benchmarks/results/;
 at the end a markdown table is appended to BENCHMARKS.md and a quality-vs-fit-time plot saved beside
 the JSON lines.
 """
@@ -30,10 +32,11 @@ from typing import Any
 
 from benchmarks.datasets import DATASETS, BenchTable, load
 from benchmarks.report import append_markdown, plot
-from benchmarks.systems import SDV_PEERS, System, all_systems
+from benchmarks.systems import CEILING, REFERENCES, SDV_PEERS, System, all_systems, reference_rows
 from flows.split import split_holdout
 from generators.tabular.inference import infer_schema
 from privacy.distance import evaluate_privacy
+from validation.c2st import classifier_two_sample
 from validation.fidelity import evaluate_diagnostic, evaluate_fidelity
 from validation.utility import evaluate_utility
 
@@ -80,17 +83,23 @@ MODES = {
 
 
 def evaluate_pair(table: BenchTable, system: System, seed: int) -> dict[str, Any]:
-    """Fit, sample as many rows as the real table, and score: the one evaluation every system gets."""
+    """Fit, sample as many rows as the real table, and score: the one evaluation every system gets.
+
+    The C2ST compares the training part with as many synthetic rows as the holdout holds (at most 10,000), for
+    every system alike, so the ceiling (the holdout itself) is measured on the same footing. The ceiling has no
+    privacy or utility figures: its rows are the holdout those measures compare against.
+    """
     frame, schema = infer_schema(table.frame, target=table.target)
     train, holdout = split_holdout(frame, 0.2, seed)
     started = time.perf_counter()
-    fitted = system.fit(train, schema, seed)
+    fitted = None if system.family == "reference" else system.fit(train, schema, seed)
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
-    synthetic = fitted.sample(len(frame))
+    synthetic = reference_rows(system.name, train, holdout, len(frame), seed) if fitted is None else fitted.sample(
+        len(frame))
     sample_s = time.perf_counter() - started
     fidelity = evaluate_fidelity(train, synthetic, schema)
-    privacy = evaluate_privacy(train, holdout, synthetic, schema)
+    c2st = classifier_two_sample(train, synthetic, schema, rows=min(10_000, len(holdout)), seed=seed)
     row: dict[str, Any] = {
         "fit_s": fit_s,
         "sample_s": sample_s,
@@ -99,13 +108,22 @@ def evaluate_pair(table: BenchTable, system: System, seed: int) -> dict[str, Any
         "column_shapes": fidelity.column_shapes,
         "column_pair_trends": fidelity.column_pair_trends,
         "diagnostic": evaluate_diagnostic(train, synthetic, schema),
-        "dcr_share": privacy.dcr_share,
-        "exact_match_rate": privacy.exact_match_rate,
-        "holdout_exact_match_rate": privacy.holdout_exact_match_rate,
+        "c2st_auc": c2st.auc,
+        "c2st_auc_ci": list(c2st.auc_ci),
+        "c2st_rows": c2st.rows,
+        "c2st_telling": dict(list(c2st.importance.items())[:3]),
         "truths": [
             {"name": t.name, "planted": t.planted, "real": t.statistic(train), "synthetic": t.statistic(synthetic)}
             for t in table.truths
         ],
+    }
+    if system.name == CEILING:
+        return row
+    privacy = evaluate_privacy(train, holdout, synthetic, schema)
+    row |= {
+        "dcr_share": privacy.dcr_share,
+        "exact_match_rate": privacy.exact_match_rate,
+        "holdout_exact_match_rate": privacy.holdout_exact_match_rate,
     }
     if table.target is not None:
         utility = evaluate_utility(train, holdout, synthetic, schema, table.target, seed)
@@ -211,12 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     mode = MODES[args.mode]
-    systems = all_systems()
+    systems = all_systems() | {name: System(name, "reference") for name in REFERENCES}
     for name, params in mode.capped.items():
         systems[name] = replace(systems[name], params=params)
     wanted = args.systems.split(",") if args.systems else [n for n, s in systems.items() if s.family == "synthgate"]
     if not args.systems:
         wanted += list(mode.peers)
+    wanted = list(REFERENCES) + [n for n in wanted if n not in REFERENCES]  # every table's ceiling and floor
     unknown = sorted(set(wanted) - set(systems)) + sorted(set(args.datasets.split(",")) - set(DATASETS))
     if unknown:
         parser.error(f"unknown system(s) or dataset(s): {', '.join(unknown)}")
@@ -252,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 def _summary(row: dict[str, Any]) -> str:
     if row["status"] != "ok":
         return str(row.get("error"))
-    return f"fit {row['fit_s']:.1f} s, quality {row['quality']:.3f}, dcr {row['dcr_share']:.3f}"
+    return f"fit {row['fit_s']:.1f} s, quality {row['quality']:.3f}, C2ST AUC {row['c2st_auc']:.3f}"
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """The systems a benchmark compares: every registered synthgate generator at its defaults, and SDV's synthesizers.
 
 SDV comes with the `bench` extra and is used here only as the peer we measure against, never in the product.
+Beside them every table gets two references that fit nothing: the ceiling (`real-unseen`: the holdout's real
+rows, which no model saw) and the floor (`independent-columns`: each column resampled on its own from the
+training part, so every relationship between columns is lost).
 
 Every system gets the same training frame and the same schema-derived facts, and returns a frame in
 the training frame's dtypes, so one evaluation code path scores them all.
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from generators.registry import GENERATORS, create
@@ -57,6 +61,9 @@ SDV_PEERS = {
     "sdv-ctgan-30": ("CTGANSynthesizer", {"epochs": 30}),
 }
 SDV_DEFAULT_EPOCHS = 300  # CTGAN's and TVAE's default, for extrapolating a capped run
+CEILING = "real-unseen"
+FLOOR = "independent-columns"
+REFERENCES = (CEILING, FLOOR)
 
 
 def all_systems() -> dict[str, System]:
@@ -64,6 +71,18 @@ def all_systems() -> dict[str, System]:
     ours = {name: System(name, "synthgate") for name in GENERATORS}
     peers = {name: System(name, "sdv", params) for name, (_, params) in SDV_PEERS.items()}
     return ours | peers
+
+
+def reference_rows(name: str, train: pd.DataFrame, holdout: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """The rows of a reference: the holdout itself (ceiling), or `n` rows of independently resampled columns (floor).
+
+    The ceiling's rows are never repeated: a duplicate would be a row the C2ST's classifier could learn by heart.
+    """
+    if name == CEILING:
+        return holdout.reset_index(drop=True)
+    rng = np.random.default_rng([seed, 43])
+    return pd.DataFrame({c: train[c].iloc[rng.integers(len(train), size=n)].reset_index(drop=True)
+                         for c in train.columns})
 
 
 class _SdvPeer:

@@ -319,9 +319,10 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: M
             profile: SourceProfile | None = None) -> RunOutcome:
     """Publish when the gate passed; otherwise keep only the manifest, report and Data Docs under `refused/`.
 
-    A release carries the trained model (shareable form) and GX's Data Docs beside the data, and the spent epsilon
-    is recorded in the dataset's ledger. `profile`, the source's private profile, is kept beside the releases for
-    the next run's drift. The outcome's manifest carries the release's id (or the refused run's).
+    A release carries the trained model (shareable form; none for a model made of training values, `cart`) and
+    GX's Data Docs beside the data, and the spent epsilon is recorded in the dataset's ledger. `profile`, the
+    source's private profile, is kept beside the releases for the next run's drift. The outcome's manifest carries
+    the release's id (or the refused run's).
     """
     def report(final: Manifest) -> str:
         return render_report(final, details=details)
@@ -330,7 +331,8 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: M
     if manifest.passed:
         rows = as_written(synthetic, model.encoder_.schema_)
         path = publish_release(config.out, config.dataset, run_id, rows, manifest, report,
-                               model=(MODEL_PATH, lambda path: model.save(path, shareable=True)), folders=folders,
+                               model=None if model.holds_training_values
+                               else (MODEL_PATH, lambda path: model.save(path, shareable=True)), folders=folders,
                                on_commit=lambda: spend_budget(config, run_id, model), keep=config.keep,
                                profile=None if profile is None else lambda path: write_profile(path, profile))
         return RunOutcome(path, manifest.released(run_id, config.dataset))
@@ -368,7 +370,8 @@ def score_source(model_path: Path, source: Path) -> pd.DataFrame:
         manifest = model_path / MANIFEST
         model_path = model_path / MODEL_PATH
         if not model_path.is_file():
-            raise BadInputError(f"{manifest.parent} holds no trained model ({MODEL_PATH})")
+            raise BadInputError(f"{manifest.parent} holds no trained model ({MODEL_PATH}): a release of a model "
+                                "whose state is training values (cart) never carries it")
     model = registry.load(model_path)
     frame, _ = read_source(source)
     schema = model.encoder_.schema_

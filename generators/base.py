@@ -52,10 +52,14 @@ class Generator(abc.ABC):
 
     A schema with no learned column (only id, PII and text) is refused with `BadInputError`: there
     is nothing to model, and regenerating such a table needs no generator.
+
+    `holds_training_values`: the fitted state itself is made of training values (a donor model such as
+    `cart`), so no release may carry it; `save(shareable=True)` refuses it.
     """
 
     name: ClassVar[str]
     config_class: ClassVar[type[Any]]
+    holds_training_values: ClassVar[bool] = False
 
     def __init__(self, config: Any = None, *, seed: int = 0, device: str = "auto") -> None:
         self.config = config if config is not None else self.config_class()
@@ -121,8 +125,11 @@ class Generator(abc.ABC):
     def save(self, path: str | os.PathLike[str], shareable: bool = False) -> None:
         """Write config, seed, encoder and model state, all on the CPU, as plain tensors and dicts.
 
-        `shareable` is for files published with a release: no hashes of real id/PII/text values.
+        `shareable` is for files published with a release: no hashes of real id/PII/text values. A model whose
+        state is training values (`holds_training_values`) has no shareable form.
         """
+        if shareable and self.holds_training_values:
+            raise ValueError(f"{self.name}: its fitted state holds training values; it is never shared")
         encoder = self._fitted_encoder()
         torch.save(
             {

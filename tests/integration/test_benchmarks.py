@@ -84,7 +84,8 @@ def test_the_command_writes_results_and_appends_the_table(tmp_path: Path) -> Non
     assert code == 0
     (results,) = tmp_path.glob("*-quick.jsonl")
     rows = [json.loads(line) for line in results.read_text().splitlines()]
-    assert [(r["dataset"], r["system"], r["status"]) for r in rows] == [("events", "gmm", "ok")]
+    assert [(r["dataset"], r["system"], r["status"]) for r in rows] == [
+        ("events", "real-unseen", "ok"), ("events", "independent-columns", "ok"), ("events", "gmm", "ok")]
     text = markdown.read_text()
     assert "### events (300 rows" in text and "| gmm |" in text and "Command: `python -m benchmarks.run" in text
 
