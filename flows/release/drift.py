@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flows.release.manifest import Drift
-from flows.release.publish import DATA, RELEASES, dataset_folder, profile_path
+from flows.release.publish import DATA, RELEASES, dataset_folder, profile_path, replace_durably
 from generators.tabular.inference import conform_column
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
@@ -99,16 +97,8 @@ def write_profile(path: Path, found: SourceProfile) -> None:
     """Write `found` at `path` whole or not at all: a temp file beside it, fsynced, renamed over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = {name: {"cuts": c.cuts, "values": c.values, "shares": c.shares} for name, c in found.columns.items()}
-    descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            np.savez(handle, rows=np.int64(found.rows), hashes=found.hashes, columns=np.str_(json.dumps(columns)))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    replace_durably(path, lambda handle: np.savez(handle, rows=np.int64(found.rows), hashes=found.hashes,
+                                                  columns=np.str_(json.dumps(columns))))
 
 
 def read_profile(path: Path) -> SourceProfile | None:

@@ -535,14 +535,19 @@ def write_current(dataset_dir: Path, release_id: str) -> None:
 
 
 def replace_file(path: Path, text: str) -> None:
-    """Replace `path` with `text` whole: a temp file beside it, fsynced, renamed over it, the folder fsynced.
+    """Replace `path` with `text` whole (UTF-8), as `replace_durably` does."""
+    replace_durably(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def replace_durably(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Replace `path` with what `write` writes: a temp file beside it, fsynced, renamed over it, the folder fsynced.
 
     Readers see the old content or the new one, never a torn file; a crash leaves the old one.
     """
     descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, path)
