@@ -54,7 +54,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from benchmarks.datasets import ADULT, ROOT
+from benchmarks.datasets import ADULT, CALIBRATION_TABLES, ROOT, calibration_tables
 from flows.config import AUTO_GENERATOR, RunConfig
 from flows.gate import Verdict, judge_rows
 from flows.release.publish import MANIFEST, REFUSED, RELEASES
@@ -70,7 +70,6 @@ from validation.comparison import compare_columns
 log = logging.getLogger("benchmarks")
 Record = dict[str, Any]  # one JSON line of the results
 RESULTS = Path(__file__).resolve().parent / "results"
-CALIBRATION_TABLES = Path("/work/shared/datasets/calibration")
 QUIET_LOGGERS = ("flows", "generators", "validation", "privacy", "great_expectations", "sdmetrics", "prefect")
 
 # The split shapes: (train, holdout, third) row counts for a table of n rows, None where the shape does not fit.
@@ -476,7 +475,7 @@ def quiet_libraries() -> None:
 
 def table_sources(data_dir: Path) -> dict[str, Path]:
     """Adult (bundled) and every CSV of the calibration folder, by stem."""
-    return {"adult": ADULT, **{path.stem: path for path in sorted(data_dir.glob("*.csv"))}}
+    return {"adult": ADULT, **calibration_tables(data_dir)}
 
 
 def calibration_tasks(frames: dict[str, pd.DataFrame], shapes: list[str], seeds: int, cases: list[str]) -> list[Task]:

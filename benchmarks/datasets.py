@@ -1,7 +1,8 @@
 """Benchmark tables: the bundled Adult table plus seeded, generated tables with planted facts of known value.
 
 The generated tables stress what breaks synthesizers in practice; each planted fact's true value is known,
-not just estimated.
+not just estimated. Beside them, by name, the UCI tables of the calibration folder (`calibration_tables`): real
+tables nobody tuned a generator on, with no planted facts.
 
 A `Truth` is a statistic computed on any frame, with the value planted when the table was generated:
 how far a synthetic table's statistic lands from it says whether the structure was learned, independently
@@ -18,8 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.sources import read_source
+from generators.tabular.inference import infer_schema
+from validation.utility import infer_target
+
 ROOT = Path(__file__).resolve().parent.parent
 ADULT = ROOT / "data" / "adult.parquet"
+CALIBRATION_TABLES = Path("/work/shared/datasets/calibration")  # the gate's calibration tables (benchmarks.calibrate)
 
 
 @dataclass(frozen=True)
@@ -45,9 +51,10 @@ class BenchTable:
 def load(name: str, rows: int | None = None, seed: int = 0, **options: Any) -> BenchTable:
     """A benchmark table by name; `rows` subsamples it (seeded) for quick runs.
 
-    `options` go to the table's builder (e.g. `width` of the wide table).
+    `options` go to the table's builder (e.g. `width` of the wide table). A name that is no builder's is a table of
+    the calibration folder (`calibration_tables`).
     """
-    table = DATASETS[name](seed, **options)
+    table = DATASETS[name](seed, **options) if name in DATASETS else calibration(calibration_tables()[name])
     if rows is not None and rows < len(table.frame):
         frame = table.frame.sample(rows, random_state=seed).reset_index(drop=True)
         table = BenchTable(table.name, frame, table.target, table.truths, table.about)
@@ -201,6 +208,24 @@ def _share_above(threshold: float, variance: float) -> float:
     from scipy.stats import norm
 
     return float(norm.sf(threshold / np.sqrt(variance)))
+
+
+def calibration_tables(folder: Path = CALIBRATION_TABLES) -> dict[str, Path]:
+    """Every CSV of the calibration folder, by stem; none where the folder is absent (it is not in the repository)."""
+    return {path.stem: path for path in sorted(folder.glob("*.csv"))}
+
+
+def calibration(path: Path) -> BenchTable:
+    """A calibration CSV as a user's run reads it, its `?` markers and quoting included, with the product's target.
+
+    `read_source` is what `flows.sources.load_table` reads with; the benchmark then infers the schema from the raw
+    frame as `load_table` does, so every system sees the product's own columns. The target is the one the product's
+    utility check would infer (`infer_target`). Real tables have no planted facts: their truths are empty.
+    """
+    frame, info = read_source(path)
+    target = infer_target(infer_schema(frame)[1])
+    about = f"UCI calibration table, {info.rows:,} rows x {info.columns} columns"
+    return BenchTable(path.stem, frame, target, (), about)
 
 
 DATASETS: dict[str, Callable[..., BenchTable]] = {

@@ -25,6 +25,7 @@ def dataset_table(rows: Sequence[Row]) -> str:
     """One dataset's markdown table: each system's cost, fidelity, privacy, utility and truth error, or its failure.
 
     The references' rows (ceiling and floor) have no fit; the ceiling has no privacy or utility figures ("–").
+    `auto`'s row names the generator it chose (`auto → cart`).
     """
     head = (
         "| system | fit s | sample s | peak RSS MB | quality | C2ST AUC [95% CI] | shapes | pairs | diagnostic "
@@ -39,8 +40,9 @@ def dataset_table(rows: Sequence[Row]) -> str:
         low, high = row.get("c2st_auc_ci", (math.nan, math.nan))
         c2st = f"{_num(row.get('c2st_auc', math.nan))} [{_num(low)}, {_num(high)}]" if "c2st_auc" in row else "–"
         copies = row.get("exact_match_rate", math.nan)
+        system = f"{row['system']} → {row['chosen']}" if row.get("chosen") else row["system"]
         lines.append(
-            f"| {row['system']} | {row['fit_s']:.1f} | {row['sample_s']:.2f} | {row['peak_rss_mb']:.0f} "
+            f"| {system} | {row['fit_s']:.1f} | {row['sample_s']:.2f} | {row['peak_rss_mb']:.0f} "
             f"| {row['quality']:.3f} | {c2st} | {row['column_shapes']:.3f} | {_num(row['column_pair_trends'])} "
             f"| {row['diagnostic']:.3f} | {_num(row.get('dcr_share', math.nan))} "
             f"| {'–' if copies != copies else f'{copies:.4f}'} | {utility} | {_num(truth_error(row))} |"

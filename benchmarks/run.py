@@ -2,6 +2,8 @@
 
     python -m benchmarks.run --mode quick            # make bench: subsampled tables, capped peers
     python -m benchmarks.run --mode full             # make bench-full: full tables, peers at defaults
+    python -m benchmarks.run --mode full --calibration --systems auto,sdv-gaussiancopula,sdv-tvae
+                                                     # the 9 UCI calibration tables, the default vs SDV
 
 Each pair runs in a fork of this process (imports paid once, peak memory measured per pair, a crash or
 timeout recorded instead of ending the run). Every table also gets its two references, the ceiling (its real
@@ -30,7 +32,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from benchmarks.datasets import DATASETS, BenchTable, load
+from benchmarks.datasets import DATASETS, BenchTable, calibration_tables, load
 from benchmarks.report import append_markdown, plot
 from benchmarks.systems import CEILING, REFERENCES, SDV_PEERS, System, all_systems, reference_rows
 from flows.split import split_holdout
@@ -112,6 +114,7 @@ def evaluate_pair(table: BenchTable, system: System, seed: int) -> dict[str, Any
         "c2st_auc_ci": list(c2st.auc_ci),
         "c2st_rows": c2st.rows,
         "c2st_telling": dict(list(c2st.importance.items())[:3]),
+        **({"chosen": fitted.chosen} if fitted is not None and fitted.chosen else {}),
         "truths": [
             {"name": t.name, "planted": t.planted, "real": t.statistic(train), "synthetic": t.statistic(synthetic)}
             for t in table.truths
@@ -215,7 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     """Run every dataset x system pair of the mode, stream the rows to JSON lines, and append the markdown."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS))
+    calibration = calibration_tables()
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="comma-separated: " + ", ".join(DATASETS)
+                        + " or a calibration table: " + (", ".join(calibration) or "(no calibration folder here)"))
+    parser.add_argument("--calibration", action="store_true",
+                        help="every calibration table (real UCI tables, benchmarks.calibrate's) instead of --datasets")
     parser.add_argument("--systems", default=None, help="comma-separated (default: every generator + the mode's peers)")
     parser.add_argument("--rows", type=int, default=None, help="subsample each table to this many rows")
     parser.add_argument("--timeout", type=float, default=None, help="seconds per pair")
@@ -236,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.systems:
         wanted += list(mode.peers)
     wanted = list(REFERENCES) + [n for n in wanted if n not in REFERENCES]  # every table's ceiling and floor
-    unknown = sorted(set(wanted) - set(systems)) + sorted(set(args.datasets.split(",")) - set(DATASETS))
+    if args.calibration and not calibration:
+        parser.error("--calibration: no calibration folder on this machine (benchmarks.datasets.CALIBRATION_TABLES)")
+    datasets = list(calibration) if args.calibration else args.datasets.split(",")
+    unknown = sorted(set(wanted) - set(systems)) + sorted(set(datasets) - set(DATASETS) - set(calibration))
     if unknown:
         parser.error(f"unknown system(s) or dataset(s): {', '.join(unknown)}")
     if importlib.util.find_spec("sdv") is None:
@@ -252,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     timeout = args.timeout if args.timeout is not None else mode.timeout_s
     command = "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:])
     results = []
-    for dataset in args.datasets.split(","):
+    for dataset in datasets:
         table = load(dataset, rows, args.seed, **mode.tables.get(dataset, {}))
         for name in wanted:
             log.info("%s x %s (%d rows) ...", dataset, name, len(table.frame))

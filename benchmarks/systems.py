@@ -1,5 +1,9 @@
 """The systems a benchmark compares: every registered synthgate generator at its defaults, and SDV's synthesizers.
 
+`auto`, the product's default, is one of ours too: it chooses a generator on the training part as a release does
+(`flows.select.choose_generator`) and fits the chosen one on the whole training part, so its fit time includes the
+choice.
+
 SDV comes with the `bench` extra and is used here only as the peer we measure against, never in the product.
 Beside them every table gets two references that fit nothing: the ceiling (`real-unseen`: the holdout's real
 rows, which no model saw) and the floor (`independent-columns`: each column resampled on its own from the
@@ -17,12 +21,16 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from flows.config import AUTO_GENERATOR, RunConfig
+from flows.select import choose_generator
 from generators.registry import GENERATORS, create
 from generators.tabular.schema import ColumnKind, Schema
 
 
 class Fitted(Protocol):
-    """A fitted system, ours or a peer: all the benchmark asks of it is rows."""
+    """A fitted system, ours or a peer: all the benchmark asks of it is rows (and, of `auto`, what it chose)."""
+
+    chosen: str | None  # the generator `auto` chose; None for every other system
 
     def sample(self, n: int) -> pd.DataFrame:
         """`n` synthetic rows in the training frame's dtypes."""
@@ -39,14 +47,29 @@ class System:
 
     def fit(self, frame: pd.DataFrame, schema: Schema, seed: int) -> Fitted:
         """This system fitted on `frame`, our generator or the SDV peer alike, seeded by `seed`."""
+        if self.name == AUTO_GENERATOR:
+            return _Ours.chosen_for(frame, schema, seed)
         if self.family == "synthgate":
             return _Ours(create(self.name, self.params or None, seed=seed, device="auto").fit(frame, schema))
         return _SdvPeer.fit(self, frame, schema, seed)
 
 
 class _Ours:
-    def __init__(self, model: Any) -> None:
+    def __init__(self, model: Any, chosen: str | None = None) -> None:
         self._model = model
+        self.chosen = chosen
+
+    @classmethod
+    def chosen_for(cls, frame: pd.DataFrame, schema: Schema, seed: int) -> _Ours:
+        """`auto` as a release runs it with the default config: the choice on `frame`, then the chosen model's fit.
+
+        `frame` is the training part, as in `flows.synthesize`; the model is fitted with the parameters it was
+        chosen with, seeded and placed as the run's config would (`RunConfig` defaults, this seed).
+        """
+        config = RunConfig(seed=seed)
+        selection = choose_generator(frame, schema, config)
+        model = create(selection.name, dict(selection.params), seed=seed, device=config.device).fit(frame, schema)
+        return cls(model, selection.name)
 
     def sample(self, n: int) -> pd.DataFrame:
         result: pd.DataFrame = self._model.sample(n)
@@ -67,8 +90,8 @@ REFERENCES = (CEILING, FLOOR)
 
 
 def all_systems() -> dict[str, System]:
-    """Every system by name: each registered synthgate generator at its defaults, then each SDV peer."""
-    ours = {name: System(name, "synthgate") for name in GENERATORS}
+    """Every system by name: `auto`, each registered synthgate generator at its defaults, then each SDV peer."""
+    ours = {name: System(name, "synthgate") for name in (AUTO_GENERATOR, *GENERATORS)}
     peers = {name: System(name, "sdv", params) for name, (_, params) in SDV_PEERS.items()}
     return ours | peers
 
@@ -91,6 +114,7 @@ class _SdvPeer:
     def __init__(self, synthesizer: Any, reference: pd.DataFrame) -> None:
         self._synthesizer = synthesizer
         self._reference = reference
+        self.chosen: str | None = None
 
     @classmethod
     def fit(cls, system: System, frame: pd.DataFrame, schema: Schema, seed: int) -> _SdvPeer:

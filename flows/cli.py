@@ -86,12 +86,16 @@ def run(
     retrain: Annotated[
         bool, typer.Option("--retrain", help="Fit again even when a model for these rows and config is cached")
     ] = False,
+    dask: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) to sample the shards on")
+    ] = None,
     verbose: Verbose = False,
 ) -> None:
     """Train a generator on the source, validate the synthetic rows and publish them if every check passes."""
     with user_errors(verbose):
         settings = load_config(config, source=source, generator=generator, out=out, name=name, rows=rows, seed=seed,
-                               rebalance=rebalance, retrain=retrain or None)  # None: the YAML's setting stands
+                               rebalance=rebalance, retrain=retrain or None,  # None: the YAML's setting stands
+                               dask=dask)
         outcome = run_flow(settings, verbose)
     show_outcome(outcome)
     raise typer.Exit(EXIT_PUBLISHED if outcome.passed else EXIT_REFUSED)

@@ -26,7 +26,9 @@ from pydantic import (
 )
 
 from flows.gate import ALPHA, GateThresholds
-from flows.sources.sql import DEFAULT_CHUNK_ROWS, parse_url
+from flows.sources.sql import DEFAULT_CHUNK_ROWS as SQL_CHUNK_ROWS
+from flows.sources.sql import parse_url
+from flows.split import DEFAULT_CHECK_ROWS, DEFAULT_CHUNK_ROWS, DEFAULT_TRAIN_ROWS, Limits
 from generators.registry import GENERATORS
 from generators.tabular.checks import Setting, settings
 from generators.tabular.errors import BadInputError
@@ -34,6 +36,7 @@ from generators.tabular.inference import as_override
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SHARD_ROWS = 250_000  # synthetic rows a shard holds in memory: ~350 MB for an Adult-like table
 DEMO_SOURCE = Path(__file__).resolve().parent.parent / "data" / "adult.parquet"
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 AUTO_GENERATOR = "auto"  # not a model: choose one per table on a validation split (`flows.select`)
@@ -105,7 +108,7 @@ class SqlSource(BaseModel):
     db_schema: str | None = Field(None, alias="schema", description="database schema the table is in")
     password_env: str | None = Field(None, description="environment variable holding the password")
     password_secret: str | None = Field(None, description="Prefect Secret block holding the password")
-    chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, gt=0, description="rows fetched at a time (streamed)")
+    chunk_rows: int = Field(SQL_CHUNK_ROWS, gt=0, description="rows fetched at a time (streamed)")
 
     @model_validator(mode="after")
     def _coherent(self) -> SqlSource:
@@ -185,6 +188,21 @@ class RunConfig(BaseModel):
         "none = train in this process"
     )
     retrain: bool = Field(False, description="fit again even when a model for the same rows and config is cached")
+    chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, gt=0, description="source rows read at a time; the first chunk decides "
+                            "the columns' kinds, and a table no longer than one chunk is held in memory whole")
+    train_rows: int = Field(DEFAULT_TRAIN_ROWS, gt=0, description="the most rows a generator is fitted on (a seeded "
+                            "sample of the training side when it has more)")
+    check_rows: int = Field(DEFAULT_CHECK_ROWS, gt=0, description="the most rows of each table the sampled checks read "
+                            "(exact copies are counted over every row)")
+    shard_rows: int = Field(DEFAULT_SHARD_ROWS, gt=0, description="synthetic rows sampled and written per shard, each "
+                            "seeded from the run's seed and its index")
+    dask: str | None = Field(None, description="address of a Dask scheduler (tcp://host:8786) to fan the sampling "
+                             "shards out on; without it everything runs in this process")
+
+    @property
+    def limits(self) -> Limits:
+        """How much of the table the run holds at once."""
+        return Limits(self.chunk_rows, self.train_rows, self.check_rows)
 
     @field_validator("generator")
     @classmethod

@@ -27,7 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +47,7 @@ from generators.tabular.checks import (
 )
 from generators.tabular.schema import Schema
 from privacy.audit import PrivacyAudit, audit_privacy
-from privacy.distance import PrivacyConfig
+from privacy.distance import CopyExcess, PrivacyConfig
 from validation.audit import FidelityAudit, audit_fidelity
 from validation.utility import infer_target
 
@@ -294,10 +294,29 @@ def judge_rows(train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFra
 
     It is what `generator: auto` judges each candidate by, and the calibration benchmark thousands of tables by.
     """
+    return audit_and_judge(train, holdout, synthetic, schema, seed=seed, thresholds=thresholds)[2]
+
+
+def audit_and_judge(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    synthetic: pd.DataFrame,
+    schema: Schema,
+    *,
+    seed: int,
+    thresholds: GateThresholds,
+    copies: CopyExcess | None = None,
+    every_synthetic: Callable[[], Iterable[pd.DataFrame]] | None = None,
+) -> tuple[FidelityAudit, PrivacyAudit, Verdict]:
+    """`judge_rows` with the evidence it judged; `copies` and `every_synthetic` as `audit_privacy` takes them.
+
+    So a benchmark judges samples of big tables as a release does (`flows.steps.rows_to_check`).
+    """
     fidelity = audit_fidelity(train, holdout, synthetic, schema, target=infer_target(schema), docs_dir=None, seed=seed,
                               alpha=thresholds.alpha, figures=False)
-    privacy = audit_privacy(train, holdout, synthetic, schema, seed=seed, config=PrivacyConfig(alpha=thresholds.alpha))
-    return judge(fidelity, privacy, thresholds)
+    privacy = audit_privacy(train, holdout, synthetic, schema, seed=seed, config=PrivacyConfig(alpha=thresholds.alpha),
+                            copies=copies, every_synthetic=every_synthetic)
+    return fidelity, privacy, judge(fidelity, privacy, thresholds)
 
 
 def privacy_checks(audit: PrivacyAudit, thresholds: GateThresholds, budget: BudgetUse | None) -> Iterator[Check]:

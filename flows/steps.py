@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from flows.cache import ModelCache, digest, model_key, rows_digest
@@ -35,16 +35,20 @@ from flows.release.publish import (
 )
 from flows.release.report import render_report
 from flows.select import CANDIDATES, Candidate, Selection, Trial, choose_generator
-from flows.sources import SourceInfo, load_table, read_source
+from flows.shards import CountedPart, read_parts, rebalance_values, sample_parts
+from flows.sources import SourceInfo, read_source
+from flows.sources.staging import Staged, plan_ingest
+from flows.split import Stream, bounded_rows, stream_seed
 from generators import registry
 from generators.base import Generator
 from generators.registry import create
 from generators.tabular.errors import BadInputError
 from generators.tabular.inference import as_written, conform_column, infer_schema
-from generators.tabular.schema import ColumnKind, Schema
+from generators.tabular.schema import Schema
+from privacy.distance import CopyExcess
 
 MODEL_PATH = "model/generator.pt"
-RUNS = ".runs"  # OUT/<dataset>/.runs/<run_id>/: a hand-off's rows and model, only while its training runs
+RUNS = ".runs"  # OUT/<dataset>/.runs/<run_id>/: a run's staged rows, hand-off and shards, only while it runs
 # What does not change a run's output: where it is written, how it is scheduled and where it trains, how many
 # releases are kept, and whether a cached model may be reused (a reused model is the one a fit would make).
 _NOT_FINGERPRINTED = frozenset({"out", "retrain", "schedule", "train_deployment", "keep"})
@@ -73,16 +77,52 @@ class RunOutcome:
 def preflight(config: RunConfig) -> None:
     """Fail on bad input before anything slow starts.
 
-    Check the output folder can take a release, read the source, infer its schema, build the model (with `auto`,
-    every candidate).
+    Check the output folder can take a release, plan the source's reading and infer its schema on its first rows
+    (a chunk: never the whole table), build the model (with `auto`, every candidate).
     """
     check_writable(config.out, config.dataset)
-    table = load_table(config.source, config.columns, config.target, config.na_values, config.public_domain)
+    ingest = plan_ingest(config.source, config.na_values, config.columns, config.target, config.public_domain,
+                         config.limits)
     if config.rebalance is not None:
-        rebalance_values(table.schema, config.rebalance)
+        rebalance_values(ingest.inference.schema(), config.rebalance)
     candidates = CANDIDATES if config.generator == AUTO_GENERATOR else (Candidate(config.generator, config.params),)
     for candidate in candidates:
         create(candidate.name, dict(candidate.params), seed=config.seed, device=config.device)
+
+
+@dataclass(frozen=True)
+class CheckedRows:
+    """What the checks read of a run's tables: bounded seeded samples, plus what is judged on every row.
+
+    `copies`: exact copies of training rows counted on every synthetic row against every training row;
+    `every_synthetic`: the whole synthetic table, part by part, when `synthetic` is only a sample of it (the outlier
+    check looks for reproduced outliers in every row), else None.
+    """
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    synthetic: pd.DataFrame
+    copies: CopyExcess
+    every_synthetic: Callable[[], Iterable[pd.DataFrame]] | None
+
+
+def rows_to_check(staged: Staged, parts: Sequence[CountedPart], config: RunConfig) -> CheckedRows:
+    """The checks' rows: at most `config.check_rows` of each table, seeded, and the copies counted on every row."""
+    schema, paths = staged.schema, [part.path for part in parts]
+    total = sum(part.rows for part in parts)
+    synthetic = sample_parts(paths, config.check_rows, config.seed, schema)
+    return CheckedRows(
+        train=bounded_rows(staged.train, config.check_rows, stream_seed(config.seed, Stream.CHECKED_TRAIN)),
+        holdout=staged.holdout,
+        synthetic=synthetic,
+        copies=staged.copies.excess(sum(part.copies for part in parts), total, config.gate.alpha),
+        every_synthetic=partial(read_parts, paths, schema) if len(synthetic) < total else None,
+    )
+
+
+def run_folder(config: RunConfig, run_id: str) -> Path:
+    """`OUT/<dataset>/.runs/<run_id>/`: a run's private working files (staged rows, shards), removed when it ends."""
+    return dataset_folder(config.out, config.dataset) / RUNS / run_id
 
 
 @dataclass(frozen=True)
@@ -235,7 +275,7 @@ def train_generator(frame: pd.DataFrame, schema: Schema, config: RunConfig, run_
         return Trained(cached, key, reused=True)
     if config.train_deployment is not None:
         model = fit_remotely(config.train_deployment, unfitted, frame, schema,
-                             dataset_folder(config.out, config.dataset) / RUNS / run_id)
+                             run_folder(config, run_id))
     else:
         log.info("training %s on %d rows", name, len(frame))
         model = unfitted.fit(frame, schema)
@@ -258,36 +298,6 @@ def fit_remotely(deployment: str, unfitted: Generator, frame: pd.DataFrame, sche
         return registry.load(path)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-def sample_synthetic(model: Generator, rows: int, rebalance: str | None = None, seed: int = 0) -> pd.DataFrame:
-    """`rows` synthetic rows; with `rebalance`, each value of that column gets an equal share.
-
-    The shares are drawn by conditional sampling (native where the model has it), then shuffled.
-    """
-    if rebalance is None:
-        log.info("sampling %d synthetic rows", rows)
-        return model.sample(rows)
-    values = rebalance_values(model.encoder_.schema_, rebalance)
-    log.info("sampling %d synthetic rows balanced over %d values of '%s'", rows, len(values), rebalance)
-    shares = np.full(len(values), rows // len(values)) + (np.arange(len(values)) < rows % len(values))
-    seeds = np.random.SeedSequence([seed, len(values)]).generate_state(len(values))
-    parts = [model.sample(int(count), seed=int(s), conditions={rebalance: value})
-             for value, count, s in zip(values, shares, seeds, strict=True)]
-    order = np.random.default_rng(seed).permutation(rows)
-    return pd.concat(parts, ignore_index=True).iloc[order].reset_index(drop=True)
-
-
-def rebalance_values(schema: Schema, column: str) -> list[object]:
-    """The values a rebalanced release spreads evenly: a categorical's categories or a boolean's two."""
-    if column not in schema:
-        raise BadInputError(f"cannot rebalance '{column}': no such column")
-    spec = schema[column]
-    if spec.kind is ColumnKind.BOOLEAN:
-        return [False, True]
-    if spec.kind is not ColumnKind.CATEGORICAL or not spec.categories:
-        raise BadInputError(f"cannot rebalance '{column}': only categorical or boolean columns can be")
-    return list(spec.categories)
 
 
 def describe_generator(trained: Trained, config: RunConfig, selection: Selection | None = None) -> GeneratorRecord:
@@ -314,12 +324,13 @@ def budget_use(config: RunConfig, model: Generator) -> BudgetUse | None:
     return BudgetUse(ledger.spent(config.out, config.dataset), requested, config.privacy_budget)
 
 
-def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: Manifest,
+def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame | Sequence[Path], manifest: Manifest,
             details: Mapping[str, Any], model: Generator, docs_dir: Path | None,
             profile: SourceProfile | None = None) -> RunOutcome:
     """Publish when the gate passed; otherwise keep only the manifest, report and Data Docs under `refused/`.
 
-    A release carries the trained model (shareable form; none for a model made of training values, `cart`) and
+    `synthetic`: the rows, or the parts the sharded sampling wrote (`flows.shards`). A release carries the trained
+    model (shareable form; none for a model made of training values, `cart`) and
     GX's Data Docs beside the data, and the spent epsilon is recorded in the dataset's ledger. `profile`, the
     source's private profile, is kept beside the releases for the next run's drift. The outcome's manifest carries
     the release's id (or the refused run's).
@@ -329,7 +340,7 @@ def release(config: RunConfig, run_id: str, synthetic: pd.DataFrame, manifest: M
 
     folders = documents(docs_dir)
     if manifest.passed:
-        rows = as_written(synthetic, model.encoder_.schema_)
+        rows = as_written(synthetic, model.encoder_.schema_) if isinstance(synthetic, pd.DataFrame) else synthetic
         path = publish_release(config.out, config.dataset, run_id, rows, manifest, report,
                                model=None if model.holds_training_values
                                else (MODEL_PATH, lambda path: model.save(path, shareable=True)), folders=folders,

@@ -22,12 +22,13 @@ from prefect.tasks import exponential_backoff
 from flows.gate import judge
 from flows.release.artifacts import publish_artifacts
 from flows.release.drift import measure_drift
-from flows.sources import load_table
-from flows.split import split_holdout
+from flows.shards import sample_shard as sample_one_shard
+from flows.sources.staging import assemble as assemble_staged
+from flows.sources.staging import plan_ingest as plan_source_ingest
+from flows.sources.staging import stage_part as stage_one_part
 from flows.steps import (
     read_tables,
     release,
-    sample_synthetic,
     select_generator,
     train_generator,
     unchanged_release,
@@ -71,13 +72,14 @@ def transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> boo
     return False
 
 
-ingest = io_task(load_table, "ingest")
+plan_ingest = io_task(plan_source_ingest, "plan")
+stage_part = io_task(stage_one_part, "ingest")
+assemble = private_task(assemble_staged, "assemble")  # it removes the staged chunks it read: never retried
 read = io_task(read_tables, "read")
 unchanged = private_task(unchanged_release, "unchanged")
-split = private_task(split_holdout, "split")
 select = private_task(select_generator, "select")
 train = private_task(train_generator, "train")
-sample = private_task(sample_synthetic, "sample")
+sample_shard = private_task(sample_one_shard, "sample")
 validate = private_task(audit_fidelity, "validate")
 check_privacy = private_task(audit_privacy, "privacy")
 drift = private_task(measure_drift, "drift")

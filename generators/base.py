@@ -100,7 +100,7 @@ class Generator(abc.ABC):
             raise BadInputError(f"the number of rows must be a non-negative integer, got {n!r}")
         encoder = self._fitted_encoder()
         if seed is None:
-            seed = int(np.random.SeedSequence([self.seed, _SAMPLE_STREAM]).generate_state(1)[0])
+            seed = sample_seed(self.seed)
         _check_seed(seed)
         fixed = encoder.conditions(conditions or {})
         generator = self._torch_generator(seed)
@@ -224,6 +224,16 @@ class Generator(abc.ABC):
 
     def _torch_generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device_).manual_seed(seed)
+
+
+def sample_seed(seed: int, shard: int = 0) -> int:
+    """The seed a generator seeded with `seed` samples shard `shard` of its rows with.
+
+    Shard 0's is the one `sample` uses by default; every other shard's is derived from the seed and its index
+    alone, wherever and in whatever order it runs.
+    """
+    stream = [seed, _SAMPLE_STREAM] if shard == 0 else [seed, _SAMPLE_STREAM, shard]
+    return int(np.random.SeedSequence(stream).generate_state(1)[0])
 
 
 def _check_seed(seed: Any) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
 
 from generators.tabular.schema import Schema
 from privacy.attacks import AttacksResult, evaluate_attacks
-from privacy.distance import PrivacyConfig, PrivacyResult, evaluate_privacy
+from privacy.distance import CopyExcess, PrivacyConfig, PrivacyResult, evaluate_privacy
 from privacy.pii import PiiLeaks, find_pii_leaks
 
 logger = logging.getLogger(__name__)
@@ -45,18 +46,22 @@ def audit_privacy(
     *,
     seed: int = 0,
     config: PrivacyConfig = _DEFAULTS,
+    copies: CopyExcess | None = None,
+    every_synthetic: Callable[[], Iterable[pd.DataFrame]] | None = None,
 ) -> PrivacyAudit:
     """Measure how much `synthetic` reveals about the `train` rows, against `holdout` as the baseline.
 
     `holdout` (real rows never trained on) is the baseline every test compares against; `config.alpha`
-    sets every interval's one-sided error.
+    sets every interval's one-sided error. `copies`: the exact-copy evidence over the whole tables, when these
+    are samples of them; `every_synthetic`: then the whole synthetic table, part by part (see `evaluate_privacy`).
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     pii = find_pii_leaks(pd.concat([train, holdout], ignore_index=True), synthetic, schema)
     timings["pii_s"] = time.perf_counter() - start
     start = time.perf_counter()
-    distances = evaluate_privacy(train, holdout, synthetic, schema, seed=seed, config=config)
+    distances = evaluate_privacy(train, holdout, synthetic, schema, seed=seed, config=config, copies=copies,
+                                 every_synthetic=every_synthetic)
     timings["distances_s"] = time.perf_counter() - start
     start = time.perf_counter()
     attacks = evaluate_attacks(train, holdout, synthetic, schema, seed=seed, alpha=config.alpha)

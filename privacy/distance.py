@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -62,6 +62,8 @@ _NUMERIC = (ColumnKind.NUMERICAL, ColumnKind.DATETIME)
 _DISCRETE = (ColumnKind.CATEGORICAL, ColumnKind.BOOLEAN)
 _EPOCH = pd.Timestamp(0, tz="UTC")
 _NNDR_QUANTILE = 0.05
+_EVERYWHERE_CHUNK = 64  # outlier rows per distance block against a whole part: 64 x 250,000 floats, 64 MB
+_NULL_KEY = np.uint64(0x9E3779B97F4A7C15)  # a null category's key: a constant, as unlikely as any hash to collide
 
 
 @dataclass(frozen=True)
@@ -231,22 +233,31 @@ def evaluate_privacy(
     *,
     seed: int = 0,
     config: PrivacyConfig = PrivacyConfig(),
+    copies: CopyExcess | None = None,
+    every_synthetic: Callable[[], Iterable[pd.DataFrame]] | None = None,
 ) -> PrivacyResult:
     """Every distance-based privacy number of `synthetic` against the real train/holdout split.
 
     `seed` drives the fold permutation, the holdout sample of the DCR (when the holdout outnumbers
-    train), the column subsets, the subset rows and the ensemble attack's halves.
+    train), the column subsets, the subset rows and the ensemble attack's halves. `copies`: the exact-copy
+    evidence over the whole tables when these are samples of them (`CopyCounts`); by default it is measured
+    on the tables given. `every_synthetic`: the whole synthetic table, part by part, when `synthetic` is a sample
+    of it: the most isolated real rows are then looked for among every synthetic row (`nearest_everywhere`), since
+    a handful of reproduced outliers among millions of rows would rarely fall in a sample.
     """
     start = time.perf_counter()
     evidence = distance_evidence(train, holdout, synthetic, schema, seed=seed, config=config)
     alpha = config.alpha
     nndr = evidence.nndr_low_share(alpha)
-    copies = copy_excess(train, holdout, synthetic, schema, alpha)
+    copies = copies or copy_excess(train, holdout, synthetic, schema, alpha)
     worst = evidence.worst_subset
     attacks = _membership_attacks(evidence, seed, config)
+    nearest = evidence.to_synthetic[:, 0]
+    if every_synthetic is not None:
+        nearest = nearest_everywhere(evidence, train, holdout, every_synthetic(), schema, config)
     outliers = outlier_protection(
         evidence.isolation,
-        evidence.to_synthetic[:, 0],
+        nearest,
         evidence.is_member,
         near_fraction=config.near_fraction,
         share=config.isolated_share,
@@ -282,6 +293,28 @@ def evaluate_privacy(
     )
     _log(result)
     return result
+
+
+def nearest_everywhere(evidence: DistanceEvidence, train: pd.DataFrame, holdout: pd.DataFrame,
+                       parts: Iterable[pd.DataFrame], schema: Schema, config: PrivacyConfig) -> np.ndarray:
+    """Each real row's distance to its nearest synthetic row, the outlier check's rows measured against every part.
+
+    The rows the outlier check follows (`isolated`) are compared with each part in turn, in the space of the real
+    rows' ranges, so memory holds one part; the other rows keep their distance to the sample.
+    """
+    top = isolated(evidence.isolation, evidence.is_member, share=config.isolated_share, minimum=config.isolated_k)
+    top = np.concatenate([top[evidence.is_member[top]], top[~evidence.is_member[top]]])  # members first
+    members = evidence.is_member[top]
+    rows = pd.concat([train.iloc[evidence.real_rows[top[members]]], holdout.iloc[evidence.real_rows[top[~members]]]],
+                     ignore_index=True)
+    ranges = numeric_ranges([train, holdout], schema)
+    nearest = evidence.to_synthetic[:, 0].copy()
+    for part in parts:
+        for start, distances in gower_distance_chunks(rows, part, schema, chunk_rows=_EVERYWHERE_CHUNK,
+                                                      onehot_max_levels=config.onehot_max_levels, ranges=ranges):
+            at = top[start:start + len(distances)]
+            nearest[at] = np.minimum(nearest[at], distances.min(dim=1).values.numpy())
+    return nearest
 
 
 def _membership_attacks(evidence: DistanceEvidence, seed: int, config: PrivacyConfig) -> dict[str, AttackScore]:
@@ -624,40 +657,81 @@ def copy_excess(
     train: pd.DataFrame, holdout: pd.DataFrame, synthetic: pd.DataFrame, schema: Schema, alpha: float
 ) -> CopyExcess:
     """How many synthetic rows copy a training row, beyond what real rows never trained on do."""
-    keys = _row_keys([train, holdout, synthetic], schema)
-    train_keys = keys[: len(train)]
-    _, inverse, counts = np.unique(train_keys, return_inverse=True, return_counts=True)
-    twins = int((counts[inverse] > 1).sum())  # training rows with an equal row among the others
-    found = int(np.isin(keys[len(train) : len(train) + len(holdout)], train_keys).sum()) + twins
-    seen = len(train) + len(holdout)
-    copies = int(np.isin(keys[len(train) + len(holdout) :], train_keys).sum())
-    rows = len(synthetic)
-    chance = stats.betabinom(rows, found + 1, seen - found + 1)
-    return CopyExcess(
-        rate=copies / rows,
-        honest_rate=found / seen,
-        excess_ci=((copies - chance.ppf(1 - alpha)) / rows, (copies - chance.ppf(alpha)) / rows),
-    )
+    return CopyCounts.of(row_keys(train, schema), row_keys(holdout, schema)).judge(
+        row_keys(synthetic, schema), alpha)
+
+
+@dataclass(frozen=True)
+class CopyCounts:
+    """The training rows' keys (sorted) and how many real rows equal a training row by themselves.
+
+    Kept apart from the synthetic rows so that a synthetic table too big for memory is judged in parts
+    (`copies_in`) against every training row, and the excess judged once on the totals (`excess`).
+    """
+
+    train_keys: np.ndarray  # sorted, repeats kept
+    found: int  # holdout rows equal to a training row, plus training rows equal to another training row
+    seen: int  # real rows those were looked for in
+
+    @classmethod
+    def of(cls, train_keys: np.ndarray, holdout_keys: np.ndarray) -> CopyCounts:
+        """The honest counts of these real rows (each training row left out of its own reference).
+
+        Sorting and searching, never `np.unique`/`np.isin`, so the working memory is a few bits a row beside the
+        keys: 80 million training keys (640 MB) need no second copy. Keys already sorted are used as they are.
+        """
+        keys = train_keys if len(train_keys) < 2 or bool(np.all(train_keys[1:] >= train_keys[:-1])) \
+            else np.sort(train_keys)
+        repeated = keys[1:] == keys[:-1]
+        twins = np.zeros(len(keys), dtype=bool)  # training rows with an equal row among the others
+        twins[1:] |= repeated
+        twins[:-1] |= repeated
+        counts = cls(keys, 0, 0)
+        held = counts.copies_in(holdout_keys)
+        return cls(keys, held + int(twins.sum()), len(keys) + len(holdout_keys))
+
+    def copies_in(self, synthetic_keys: np.ndarray) -> int:
+        """How many of these synthetic rows equal some training row."""
+        at = np.searchsorted(self.train_keys, synthetic_keys).clip(max=max(len(self.train_keys) - 1, 0))
+        return int((self.train_keys[at] == synthetic_keys).sum()) if len(self.train_keys) else 0
+
+    def judge(self, synthetic_keys: np.ndarray, alpha: float) -> CopyExcess:
+        """The copy evidence of one synthetic table given whole."""
+        return self.excess(self.copies_in(synthetic_keys), len(synthetic_keys), alpha)
+
+    def excess(self, copies: int, rows: int, alpha: float) -> CopyExcess:
+        """`copies` among `rows` synthetic rows against the honest rate, bounded by a beta-binomial at `alpha`."""
+        chance = stats.betabinom(rows, self.found + 1, self.seen - self.found + 1)
+        return CopyExcess(
+            rate=copies / rows,
+            honest_rate=self.found / self.seen,
+            excess_ci=((copies - chance.ppf(1 - alpha)) / rows, (copies - chance.ppf(alpha)) / rows),
+        )
 
 
 def exact_match_rate(query: pd.DataFrame, reference: pd.DataFrame, schema: Schema) -> float:
-    """Share of `query` rows equal to some `reference` row on the learned columns (see `_row_keys`)."""
-    keys = _row_keys([reference, query], schema)
-    return float(np.isin(keys[len(reference) :], keys[: len(reference)]).mean())
+    """Share of `query` rows equal to some `reference` row on the learned columns (see `row_keys`)."""
+    return float(np.isin(row_keys(query, schema), row_keys(reference, schema)).mean())
 
 
-def _row_keys(frames: Sequence[pd.DataFrame], schema: Schema) -> np.ndarray:
-    """A hash of each stacked row's learned columns: equal rows, equal keys.
+def row_keys(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """A 64-bit hash of each row's learned columns: equal rows, equal keys, whatever frame or part a row is in.
 
     Numerical values are compared at float32 precision (about 7 significant digits), so a copied
     value that went through a generator's float decoding still counts as copied; datetimes are
-    compared to the microsecond and nulls equal nulls.
+    compared to the microsecond and nulls equal nulls. Categories and booleans are compared as written
+    (`True` and a text `True` are one value), so a table hashed in parts gives every part's rows the same keys.
     """
-    numeric, codes = _learned_arrays(frames, schema)
-    is_datetime = np.array([spec.kind is ColumnKind.DATETIME for spec in schema.of_kind(*_NUMERIC)], dtype=bool)
-    rounded = np.where(is_datetime, numeric, numeric.astype(np.float32).astype(np.float64))
-    canonical = np.where(np.isnan(rounded), np.nan, rounded + 0.0)  # one NaN bit pattern, no -0.0
-    return pd.util.hash_pandas_object(pd.DataFrame(np.column_stack([canonical, codes])), index=False).to_numpy()
+    columns: dict[str, np.ndarray] = {}
+    for spec in schema.of_kind(*_NUMERIC):
+        number = _as_number(frame[spec.name], spec.kind)
+        rounded = number if spec.kind is ColumnKind.DATETIME else number.astype(np.float32).astype(np.float64)
+        columns[spec.name] = np.where(np.isnan(rounded), np.nan, rounded + 0.0)  # one NaN bit pattern, no -0.0
+    for spec in schema.of_kind(*_DISCRETE):
+        codes, uniques = pd.factorize(frame[spec.name])
+        written = pd.util.hash_array(np.array([str(u) for u in uniques] + [""], dtype=object), categorize=False)
+        columns[spec.name] = np.where(codes < 0, _NULL_KEY, written[codes])
+    return pd.util.hash_pandas_object(pd.DataFrame(columns, index=range(len(frame))), index=False).to_numpy()
 
 
 def gower_distance_chunks(
@@ -667,16 +741,19 @@ def gower_distance_chunks(
     *,
     chunk_rows: int = 512,
     onehot_max_levels: int = 512,
+    ranges: Ranges | None = None,
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """Gower distances from each chunk of `query` rows to every `reference` row, as (first row, matrix).
 
-    Numerical ranges come from `reference`. A categorical column with more than `onehot_max_levels`
+    Numerical ranges come from `reference`, or are `ranges` (`numeric_ranges`) when the distances must be those of
+    a bigger table's space. A categorical column with more than `onehot_max_levels`
     distinct values is compared code to code instead of through the one-hot product, so the one-hot
     matrix stays small (|reference| x levels floats) whatever the cardinality.
     """
     if query.empty or reference.empty:
         raise BadInputError("privacy: cannot measure distances to or from an empty frame")
-    space = _GowerSpace.encode([reference, query], schema, range_rows=len(reference), max_levels=onehot_max_levels)
+    space = _GowerSpace.encode([reference, query], schema, range_rows=len(reference), max_levels=onehot_max_levels,
+                               ranges=ranges)
     n_ref = len(reference)
     yield from space.blocks(np.arange(n_ref, n_ref + len(query)), np.arange(n_ref), chunk_rows)
 
@@ -699,14 +776,15 @@ class _GowerSpace:
     n_features: int
 
     @classmethod
-    def encode(cls, frames: Sequence[pd.DataFrame], schema: Schema, *, range_rows: int, max_levels: int) -> _GowerSpace:
-        """Encode the stacked frames, with numerical ranges taken from their first `range_rows` rows."""
+    def encode(cls, frames: Sequence[pd.DataFrame], schema: Schema, *, range_rows: int, max_levels: int,
+               ranges: Ranges | None = None) -> _GowerSpace:
+        """Encode the stacked frames, with numerical ranges taken from their first `range_rows` rows (or `ranges`)."""
         numeric, codes = _learned_arrays(frames, schema)
         numeric_names = np.array([spec.name for spec in schema.of_kind(*_NUMERIC)], dtype=object)
         discrete_names = np.array([spec.name for spec in schema.of_kind(*_DISCRETE)], dtype=object)
         if len(numeric_names) + len(discrete_names) == 0:
             raise BadInputError("privacy: the schema has no learned columns to compare")
-        embedded, numeric_owner = _embed(numeric, range_rows, numeric_names)
+        embedded, numeric_owner = _embed(numeric, ranges or _ranges_of(numeric[:range_rows]), numeric_names)
         levels = codes.max(axis=0, initial=-1) + 1
         narrow = levels <= max_levels
         logger.debug("privacy: %d one-hot levels, %d code-compared columns", levels[narrow].sum(), (~narrow).sum())
@@ -795,18 +873,30 @@ def _codes(column: pd.Series) -> np.ndarray:
     return np.where(codes < 0, len(uniques), codes)
 
 
-def _embed(numeric: np.ndarray, range_rows: int, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+Ranges = tuple[np.ndarray, np.ndarray]  # each numerical learned column's low end and span
+
+
+def numeric_ranges(frames: Sequence[pd.DataFrame], schema: Schema) -> Ranges:
+    """The ranges Gower distances scale numbers by: each numerical learned column's over the stacked frames."""
+    return _ranges_of(_learned_arrays(frames, schema)[0])
+
+
+def _ranges_of(numeric: np.ndarray) -> Ranges:
+    real = pd.DataFrame(numeric)
+    return np.nan_to_num(real.min().to_numpy()), (real.max() - real.min()).to_numpy()
+
+
+def _embed(numeric: np.ndarray, ranges: Ranges, names: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Range-scaled values laid out so that L1 distance is Gower's, nulls included; and each part's column.
 
-    A value v, scaled to [0, 1] by the range of the first `range_rows` rows (a value outside it counts
-    as the nearer end), stays v in a column without nulls. In a column with nulls it becomes (v/2,
+    A value v, scaled to [0, 1] by `ranges` (a value outside it counts as the nearer end), stays v in a column
+    without nulls. In a column with nulls it becomes (v/2,
     -v/2) and a null (1/2, 1/2): two values are |a - b| apart, a null is exactly 1 from any value and
     0 from another null. Only columns with nulls pay for the second part, which halves the L1 work
     on tables without them.
     """
-    real = pd.DataFrame(numeric[:range_rows])
-    low, span = real.min().to_numpy(), (real.max() - real.min()).to_numpy()
-    scaled = np.clip((numeric - np.nan_to_num(low)) / np.where(span > 0, span, 1.0), 0.0, 1.0)
+    low, span = ranges
+    scaled = np.clip((numeric - low) / np.where(span > 0, span, 1.0), 0.0, 1.0)
     null = np.isnan(scaled)
     nullable = null.any(axis=0)
     parts = [scaled[:, ~nullable], np.where(null, 0.5, scaled / 2)[:, nullable], np.where(null, 0.5, -scaled / 2)]

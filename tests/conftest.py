@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
@@ -98,3 +101,16 @@ def make_tiered_table(n: int) -> tuple[pd.DataFrame, Schema]:
         )
     )
     return df, schema
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """`data` gzipped reproducibly (no timestamp): a compressed source's bytes."""
+    return gzip.compress(data, mtime=0)
+
+
+def zstd_bytes(data: bytes) -> bytes:
+    """`data` as a zstd stream: a compressed source's bytes."""
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "zstd") as stream:
+        stream.write(data)
+    return bytes(sink.getvalue().to_pybytes())

@@ -122,9 +122,12 @@ def read_profile(path: Path) -> SourceProfile | None:
 
 @dataclass(frozen=True)
 class DriftMeasure:
-    """This run's source profile (kept privately when it is published) and its drift since `previous`, if any."""
+    """This run's source profile (kept privately when it is published) and its drift since `previous`, if any.
 
-    profile: SourceProfile
+    Neither for a run that holds only samples of its table: drift compares whole tables.
+    """
+
+    profile: SourceProfile | None
     drift: Drift | None
 
 

@@ -84,25 +84,42 @@ class GeneratorRecord:
 class Split:
     """The training and holdout rows the evidence was measured on.
 
-    `holdout_fraction` for a run, which draws the holdout itself (`evaluate` is handed its parts).
+    `holdout_fraction` for a run, which draws the holdout itself (`evaluate` is handed its parts). `fitted_rows`:
+    the rows the generator saw (a seeded sample of the training side when it is longer than `train_rows` allows);
+    `checked_rows`: the most rows of each table the sampled checks read (exact copies are counted on every row).
     """
 
     train_rows: int
     holdout_rows: int
     seed: int
     holdout_fraction: float | None = None
+    fitted_rows: int | None = None
+    checked_rows: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest's `split` entry; `holdout_fraction` only when the run drew the holdout."""
-        fraction = {"holdout_fraction": self.holdout_fraction} if self.holdout_fraction is not None else {}
-        return {"train_rows": self.train_rows, "holdout_rows": self.holdout_rows, **fraction, "seed": self.seed}
+        """The manifest's `split` entry; `holdout_fraction` and the sample sizes only when the run drew them."""
+        drawn = {key: value for key, value in (("holdout_fraction", self.holdout_fraction),
+                                               ("fitted_rows", self.fitted_rows),
+                                               ("checked_rows", self.checked_rows)) if value is not None}
+        return {"train_rows": self.train_rows, "holdout_rows": self.holdout_rows, **drawn, "seed": self.seed}
 
 
 @dataclass(frozen=True)
 class Sampling:
-    """How a run sampled its rows: `rebalance`, the column whose values got equal shares."""
+    """How a run sampled its rows.
+
+    `rebalance`: the column whose values got equal shares; `shards`: how many shards of at most `shard_rows` rows
+    (each seeded from the run's seed and its index).
+    """
 
     rebalance: str | None = None
+    shards: int | None = None
+    shard_rows: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's `sampling` entry; the shards only when the rows were sampled in shards."""
+        sharded = {} if self.shards is None else {"shards": self.shards, "shard_rows": self.shard_rows}
+        return {"rebalance": self.rebalance, **sharded}
 
 
 @dataclass(frozen=True)
@@ -294,7 +311,7 @@ class Manifest:
             "generator": None if self.generator is None else self.generator.to_dict(),
             "source": None if self.source is None else self.source.to_dict(),
             "split": None if self.split is None else self.split.to_dict(),
-            "sampling": None if self.sampling is None else asdict(self.sampling),
+            "sampling": None if self.sampling is None else self.sampling.to_dict(),
             "rows": self.rows,
             "files": [part.to_dict() for part in self.files] if self.files else None,
             "model": None if self.model is None else self.model.to_dict(),

@@ -32,7 +32,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -44,7 +44,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.release.manifest import EXPECTATIONS_DOCS, FileRecord, Manifest, jsonable
+from flows.release.manifest import EXPECTATIONS_DOCS, FileRecord, GeneratorRecord, Manifest, jsonable
 from generators.tabular.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def publish_release(
     out_dir: Path,
     dataset: str,
     release_id: str,
-    synthetic: pd.DataFrame,
+    synthetic: pd.DataFrame | Sequence[Path],
     manifest: Manifest,
     render_report: Callable[[Manifest], str],
     *,
@@ -155,6 +155,9 @@ def publish_release(
     keep: int | None = None,
 ) -> Path:
     """Write a release (parquet parts, manifest.json, report.html) atomically and point `CURRENT` at it.
+
+    `synthetic`: the rows, or the Parquet parts a sharded sampling wrote already (`flows.shards`, provenance
+    included), which are moved into the release as they are.
 
     `model`: (path in the release, writer of that file), the trained model, which lands in the manifest as
     `model {path, sha256}`. `folders` maps a path in the release to a folder copied there whole (GX's
@@ -176,10 +179,12 @@ def publish_release(
     released = manifest.released(release_id, dataset)
 
     def fill(staging: Path) -> None:
-        files = _write_parts(staging, synthetic, released, rows_per_part)
+        files = (_write_parts(staging, synthetic, released, rows_per_part) if isinstance(synthetic, pd.DataFrame)
+                 else _move_parts(staging, synthetic))
         attached = _attach(staging, *model) if model is not None else None
         _copy_folders(staging, folders or {})
-        _write_manifest_and_report(staging, replace(released, rows=len(synthetic), files=files, model=attached),
+        _write_manifest_and_report(staging, replace(released, rows=sum(f.rows or 0 for f in files), files=files,
+                                                    model=attached),
                                    render_report)
 
     with _storage_errors(dataset_dir, "publish"), dataset_lock(dataset_dir):
@@ -194,7 +199,7 @@ def publish_release(
             _write_profile(dataset_dir, release_id, profile)
         if keep is not None:
             retain(dataset_dir, keep)
-    log.info("published %s release %s (%d rows) at %s", dataset, release_id, len(synthetic), final)
+    log.info("published %s release %s at %s", dataset, release_id, final)
     return final
 
 
@@ -468,17 +473,23 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def provenance(release_id: str, generator: GeneratorRecord, source_sha256: str) -> dict[bytes, bytes]:
+    """What every published part carries in its schema metadata: the release, its generator and its source."""
+    return {
+        META_RELEASE_ID: release_id.encode(),
+        META_GENERATOR: json.dumps(jsonable(generator.to_dict()), sort_keys=True).encode(),
+        META_SOURCE_SHA256: source_sha256.encode(),
+    }
+
+
 def _write_parts(staging: Path, frame: pd.DataFrame, manifest: Manifest, rows_per_part: int) -> tuple[FileRecord, ...]:
     """Zstd parquet parts carrying provenance in their schema metadata; returns the manifest's `files`."""
     if manifest.generator is None or manifest.source is None:
         raise ValueError("a release's manifest names its generator and its source")
     table = pa.Table.from_pandas(frame, preserve_index=False)
-    provenance = {
-        META_RELEASE_ID: str(manifest.release_id).encode(),
-        META_GENERATOR: json.dumps(jsonable(manifest.generator.to_dict()), sort_keys=True).encode(),
-        META_SOURCE_SHA256: manifest.source.sha256.encode(),
-    }
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **provenance})
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           **provenance(str(manifest.release_id), manifest.generator,
+                                                        manifest.source.sha256)})
     (staging / DATA).mkdir()
     files = []
     # An empty frame still gets one part, so its columns and dtypes are published.
@@ -487,6 +498,20 @@ def _write_parts(staging: Path, frame: pd.DataFrame, manifest: Manifest, rows_pe
         relative = f"{DATA}/part-{index:05d}.parquet"
         _write_durably(staging / relative, partial(pq.write_table, part, compression=PARQUET_COMPRESSION))
         files.append(FileRecord(relative, sha256_file(staging / relative), part.num_rows))
+    return tuple(files)
+
+
+def _move_parts(staging: Path, parts: Sequence[Path]) -> tuple[FileRecord, ...]:
+    """Parts written already, moved into the release's data folder in order, made durable and fingerprinted."""
+    (staging / DATA).mkdir()
+    files = []
+    for index, part in enumerate(parts):
+        relative = f"{DATA}/part-{index:05d}.parquet"
+        shutil.move(part, staging / relative)
+        with open(staging / relative, "rb") as f:
+            os.fsync(f.fileno())
+        files.append(FileRecord(relative, sha256_file(staging / relative),
+                                pq.ParquetFile(staging / relative).metadata.num_rows))
     return tuple(files)
 
 

@@ -28,7 +28,7 @@ from generators.tabular.inference import time_of_day_format
 # a column whose other values are all numbers (or booleans): in a column of words they can be real answers
 # (`None` as "no allergy", `NA` for North America), and dropping them would change the data silently.
 DEFAULT_NA_VALUES = ("", "?", "NA", "N/A", "NaN", "nan", "NULL", "null", "None")
-_WORD_NA_VALUES = ("NA", "None")
+WORD_NA_VALUES = ("NA", "None")
 DELIMITERS = (",", ";", "\t", "|")
 _BLOCK = 1 << 20
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -38,81 +38,120 @@ _POINT_DECIMAL = re.compile(r"[+-]?\d*\.\d+")
 
 
 @dataclass(frozen=True)
-class _Dialect:
+class Dialect:
+    """How a CSV file's bytes are read: its encoding, separator, quote and decimal mark, and its text columns."""
+
+    encoding: str = "utf-8"
     delimiter: str = ","
     quote: str = '"'
     decimal: str = "."
     text_columns: tuple[str, ...] = ()  # read as text whatever they look like (times of day keep their format)
 
+    def reading(self, compression: str | None) -> Reading:
+        """The facts the manifest records of a file read in this dialect."""
+        return Reading(compression, self.encoding, self.delimiter, self.decimal, self.quote)
+
 
 def read_csv(path: Path, compression: str | None, na_values: Sequence[str] | None) -> tuple[pd.DataFrame, Reading]:
     """The CSV as a frame and how it was read; a malformed one fails naming its line, never echoing its content."""
+    dialect = sniff_csv(path, compression, na_values)
+    ragged: list[pacsv.InvalidRow] = []
+    read, parse, convert = csv_options(dialect, na_values, ragged)
     try:
-        encoding = _encoding_of(path, compression)
+        with open_stream(path, compression) as stream:
+            table = pacsv.read_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid as err:
+        raise malformed(path, dialect, ragged, err) from None
+    except OSError as err:
+        raise BadInputError(f"cannot read {path}: {first_line(err)}") from None
+    if na_values is None:
+        table = numbers_without_word_markers(table, dialect.decimal)
+    return table.to_pandas(), dialect.reading(compression)
+
+
+def sniff_csv(
+    path: Path, compression: str | None, na_values: Sequence[str] | None, head: int | None = None
+) -> Dialect:
+    """The file's dialect; its encoding judged on every byte, or on the first `head` bytes (a stream's plan)."""
+    try:
+        encoding = _encoding_of(path, compression, head)
         sample = _sample_of(path, compression, encoding)
     except (OSError, pa.ArrowException) as err:  # a compressed stream broken past its first bytes
         raise BadInputError(f"cannot read {path}: {first_line(err)}") from None
-    nulls = list(DEFAULT_NA_VALUES if na_values is None else na_values)
-    dialect = _dialect_of(sample, nulls, path)
-    ragged: list[pacsv.InvalidRow] = []
+    return _dialect_of(sample, encoding, null_values(na_values), path)
+
+
+def csv_options(
+    dialect: Dialect, na_values: Sequence[str] | None, ragged: list[pacsv.InvalidRow]
+) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    """The reader options for this dialect; each ragged row is refused and kept in `ragged` (see `malformed`).
+
+    With the default `na_values`, `NA` and `None` are not missing here: `numbers_without_word_markers` decides.
+    """
 
     def refuse(row: pacsv.InvalidRow) -> str:
         ragged.append(row)
         return "error"
 
     # pyarrow skips a UTF-8 BOM itself and reads UTF-8 natively; other encodings are transcoded.
-    serial = pacsv.ReadOptions(use_threads=False, encoding="utf8" if encoding.startswith("utf-8") else encoding)
+    encoding = "utf8" if dialect.encoding.startswith("utf-8") else dialect.encoding
+    read = pacsv.ReadOptions(use_threads=False, encoding=encoding)
     parse = pacsv.ParseOptions(delimiter=dialect.delimiter, quote_char=dialect.quote, invalid_row_handler=refuse)
     convert = pacsv.ConvertOptions(
         strings_can_be_null=True,
-        null_values=[v for v in nulls if na_values is not None or v not in _WORD_NA_VALUES],
+        null_values=[v for v in null_values(na_values) if na_values is not None or v not in WORD_NA_VALUES],
         decimal_point=dialect.decimal,
         column_types=dict.fromkeys(dialect.text_columns, pa.string()),
     )
-    try:
-        with open_stream(path, compression) as stream:
-            table = pacsv.read_csv(stream, read_options=serial, parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as err:
-        if ragged:  # name the line, never echo its (private) content
-            row = ragged[0]
-            where = f"line {row.number}" if row.number is not None else "a row"
-            raise BadInputError(
-                f"malformed CSV {path}: {where} has {row.actual_columns} fields, expected {row.expected_columns}"
-                f" (separator {dialect.delimiter!r})"
-            ) from None
-        raise BadInputError(f"malformed CSV {path}: {first_line(err)}") from None
-    except OSError as err:
-        raise BadInputError(f"cannot read {path}: {first_line(err)}") from None
-    if na_values is None:
-        table = _numbers_without_word_markers(table, dialect.decimal)
-    reading = Reading(compression, encoding, dialect.delimiter, dialect.decimal, dialect.quote)
-    return table.to_pandas(), reading
+    return read, parse, convert
 
 
-def _encoding_of(path: Path, compression: str | None) -> str:
+def null_values(na_values: Sequence[str] | None) -> list[str]:
+    """Every cell read as missing somewhere: `na_values`, or by default `DEFAULT_NA_VALUES` (words included)."""
+    return list(DEFAULT_NA_VALUES if na_values is None else na_values)
+
+
+def malformed(path: Path, dialect: Dialect, ragged: Sequence[pacsv.InvalidRow], err: Exception) -> BadInputError:
+    """The one-line error of a file pyarrow could not parse: a ragged row names its line, never its content."""
+    if not ragged:
+        return BadInputError(f"malformed CSV {path}: {first_line(err)}")
+    row = ragged[0]
+    where = f"line {row.number}" if row.number is not None else "a row"
+    return BadInputError(
+        f"malformed CSV {path}: {where} has {row.actual_columns} fields, expected {row.expected_columns}"
+        f" (separator {dialect.delimiter!r})"
+    )
+
+
+def _encoding_of(path: Path, compression: str | None, head: int | None) -> str:
     """The text encoding: a byte-order mark's, else UTF-8 if every byte decodes strictly, else cp1252, else latin-1.
 
     The encoding a byte-order mark declares must decode too. cp1252 is what Windows exports write; latin-1 decodes
-    any byte.
+    any byte. With `head`, only the first `head` bytes are judged.
     """
     with open_stream(path, compression) as stream:
-        head = bytes(stream.read(4))
-    declared = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+        start = bytes(stream.read(4))
+    declared = next((name for bom, name in _BOMS if start.startswith(bom)), None)
     if declared is not None:
-        if not _decodes(path, compression, declared):
+        if not _decodes(path, compression, declared, head):
             raise BadInputError(f"source starts with a {declared} byte-order mark but is not {declared} text: {path}")
         return declared
-    return next((e for e in ("utf-8", "cp1252") if _decodes(path, compression, e)), "latin-1")
+    return next((e for e in ("utf-8", "cp1252") if _decodes(path, compression, e, head)), "latin-1")
 
 
-def _decodes(path: Path, compression: str | None, encoding: str) -> bool:
-    """Whether every byte decodes strictly (streamed, so a large file never sits in memory)."""
+def _decodes(path: Path, compression: str | None, encoding: str, head: int | None) -> bool:
+    """Whether every byte (or the first `head`) decodes strictly, streamed so a large file never sits in memory."""
     decoder = codecs.getincrementaldecoder(encoding)()
+    done = 0
     try:
         with open_stream(path, compression) as stream:
-            while block := bytes(stream.read(_BLOCK)):
+            while head is None or done < head:
+                block = bytes(stream.read(_BLOCK if head is None else min(_BLOCK, head - done)))
+                if not block:
+                    decoder.decode(b"", final=True)  # the whole file was read: a character cut at its end is not text
+                    break
                 decoder.decode(block)
-        decoder.decode(b"", final=True)
+                done += len(block)
     except UnicodeDecodeError:
         return False
     return True
@@ -128,7 +167,7 @@ def _sample_of(path: Path, compression: str | None, encoding: str) -> str:
     return text if whole else text[: text.rfind("\n") + 1]
 
 
-def _dialect_of(sample: str, nulls: Sequence[str], path: Path) -> _Dialect:
+def _dialect_of(sample: str, encoding: str, nulls: Sequence[str], path: Path) -> Dialect:
     """Separator, quote and decimal mark, judged on the sample the way a person reading it would."""
     delimiter = _delimiter_of(sample)
     records = _records(sample, delimiter, '"')
@@ -138,7 +177,7 @@ def _dialect_of(sample: str, nulls: Sequence[str], path: Path) -> _Dialect:
     columns = _sampled_columns(records, nulls)
     decimal = _decimal_of(columns, path) if delimiter != "," else "."
     text = tuple(name for name, values in columns.items() if time_of_day_format(pd.Series(values)) is not None)
-    return _Dialect(delimiter, quote, decimal, text)
+    return Dialect(encoding, delimiter, quote, decimal, text)
 
 
 def _records(sample: str, delimiter: str, quote: str) -> list[list[str]]:
@@ -197,12 +236,12 @@ def _numbers_written_with(columns: Mapping[str, list[str]], decimal: re.Pattern[
     return [name for name, values in columns.items() if any(decimal.fullmatch(v) for v in values) and numbers(values)]
 
 
-def _numbers_without_word_markers(table: pa.Table, decimal: str) -> pa.Table:
+def numbers_without_word_markers(table: pa.Table, decimal: str) -> pa.Table:
     """`NA` and `None` made missing in each text column whose other values are all numbers or booleans."""
     for index, column in enumerate(table.columns):
         if not pa.types.is_string(column.type):
             continue
-        words = pc.is_in(column, value_set=pa.array(_WORD_NA_VALUES))
+        words = pc.is_in(column, value_set=pa.array(WORD_NA_VALUES))
         if not pc.any(words).as_py():
             continue
         rest = pc.if_else(words, pa.scalar(None, pa.string()), column)

@@ -6,7 +6,8 @@ Each is dropped with a warning, and recorded in the `Reading`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,28 +26,44 @@ PARQUET_MAGIC = b"PAR1"
 
 def read_parquet(path: Path, compression: str | None) -> tuple[pd.DataFrame, Reading]:
     """The file's learnable columns; nested and binary ones are dropped (logged, and recorded)."""
-
-    def source() -> Any:
-        return str(path) if compression is None else pa.BufferReader(_decompressed(path, compression))
-
-    try:
-        schema = pq.read_schema(source())
-        dropped = {f.name: why for f in schema if (why := unlearnable(f.type)) is not None}
+    with parquet_errors(path):
+        schema = pq.read_schema(parquet_input(path, compression))
+        dropped = unlearnable_columns(schema)
         keep = [name for name in schema.names if name not in dropped]
-        table = pq.read_table(source(), columns=keep, use_pandas_metadata=True)
-        frame = _plain_types(table).to_pandas()
-    except (pa.ArrowException, OSError) as err:
-        raise BadInputError(f"unreadable Parquet file {path}: {first_line(err)}") from None
-    if dropped and frame.shape[1] == 0:
-        raise BadInputError(f"source {path} has no column a model can learn: {_described(dropped)}")
-    for name, why in dropped.items():
-        log.warning("dropped column '%s' of %s: %s", name, path, why)
+        table = pq.read_table(parquet_input(path, compression), columns=keep, use_pandas_metadata=True)
+        frame = plain_types(table).to_pandas()
+    announce_dropped(path, dropped, frame.shape[1])
     return frame, Reading(compression=compression, dropped=dropped)
 
 
-def _decompressed(path: Path, compression: str) -> pa.Buffer:
+def parquet_input(path: Path, compression: str | None) -> Any:
+    """What pyarrow opens: the path, or a compressed file's bytes decompressed in memory (Parquet needs to seek)."""
+    if compression is None:
+        return str(path)
     with open_stream(path, compression) as stream:
-        return stream.read_buffer()
+        return pa.BufferReader(stream.read_buffer())
+
+
+@contextmanager
+def parquet_errors(path: Path) -> Iterator[None]:
+    """Whatever pyarrow raises reading the file, as a one-line `BadInputError`."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as err:
+        raise BadInputError(f"unreadable Parquet file {path}: {first_line(err)}") from None
+
+
+def unlearnable_columns(schema: pa.Schema) -> dict[str, str]:
+    """Each column no model can learn, with the reason."""
+    return {f.name: why for f in schema if (why := unlearnable(f.type)) is not None}
+
+
+def announce_dropped(path: Path, dropped: Mapping[str, str], kept: int) -> None:
+    """Each dropped column logged; a file left with no column at all is refused, naming them."""
+    if dropped and kept == 0:
+        raise BadInputError(f"source {path} has no column a model can learn: {_described(dropped)}")
+    for name, why in dropped.items():
+        log.warning("dropped column '%s' of %s: %s", name, path, why)
 
 
 def unlearnable(kind: pa.DataType) -> str | None:
@@ -62,7 +79,7 @@ def unlearnable(kind: pa.DataType) -> str | None:
     return None
 
 
-def _plain_types(table: pa.Table) -> pa.Table:
+def plain_types(table: pa.Table) -> pa.Table:
     """Decimals as float64 (pandas would hold Python objects), times of day as their `HH:MM:SS` text."""
     for index, column in enumerate(table.columns):
         if pa.types.is_decimal(column.type):

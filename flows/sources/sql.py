@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote, quote_plus
@@ -27,7 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
 from flows.sources.parquet import unlearnable
-from flows.sources.table import SourceInfo, first_line
+from flows.sources.table import SourceInfo, common_type, first_line
 from generators.tabular.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,33 @@ def redacted(text: str) -> str:
 
 def read_sql(spec: SqlSpec) -> tuple[pd.DataFrame, SourceInfo]:
     """The rows of the table or query as a raw frame, with their provenance; the password is never shown."""
+    with streamed_rows(spec, spec.chunk_rows) as rows:
+        table = unified(list(rows.batches), rows.names)
+    table, dropped = learnable(table, spec, rows.shown)
+    digest = RowsDigest(table.schema)
+    digest.update(table)
+    info = SourceInfo(uri=rows.shown, format=FORMAT, sha256=digest.hexdigest(), rows=table.num_rows,
+                      columns=table.num_columns, dropped=dropped, query=rows.query)
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)  # frees each Arrow column once converted
+    return frame, info
+
+
+@dataclass(frozen=True)
+class SqlRows:
+    """A query running: the URL as shown, the query, its column names and its rows as record batches, in order."""
+
+    shown: str
+    query: str
+    names: list[str]
+    batches: Iterator[pa.RecordBatch]
+
+
+@contextmanager
+def streamed_rows(spec: SqlSpec, chunk_rows: int) -> Iterator[SqlRows]:
+    """The source's query run on a connection of its own, its rows fetched `chunk_rows` at a time as they are read.
+
+    Leaving the block closes the connection (rolling back), whether every row was read or not.
+    """
     url = _with_password(parse_url(spec.sql), spec)
     shown = url.render_as_string(hide_password=True)
     secrets = _forms_of(url.password)
@@ -95,20 +123,23 @@ def read_sql(spec: SqlSpec) -> tuple[pd.DataFrame, SourceInfo]:
     try:
         with _connected(engine, shown, secrets) as connection:
             query = _query_of(spec, connection, shown)
-            table, dropped = _streamed(connection, query, spec.chunk_rows, shown, secrets)
+            names, batches = _executed(connection, query, chunk_rows, shown, secrets)
+            yield SqlRows(shown, query, names, batches)
     finally:
         engine.dispose()
+
+
+def learnable(table: pa.Table, spec: SqlSpec, shown: str) -> tuple[pa.Table, dict[str, str]]:
+    """The rows without the columns no model can learn (logged, returned with the reason); none left is refused."""
+    dropped = {f.name: why for f in table.schema if (why := unlearnable(f.type)) is not None}
     if table.num_rows == 0:
         raise BadInputError(f"no rows to read from {shown}: {_what(spec)} is empty")
-    if table.num_columns == 0:
+    if table.num_columns == len(dropped):
         reasons = ", ".join(f"'{name}' ({why})" for name, why in dropped.items())
         raise BadInputError(f"{_what(spec)} in {shown} has no column a model can learn: {reasons}")
     for name, why in dropped.items():
         log.warning("dropped column '%s' of %s: %s", name, shown, why)
-    info = SourceInfo(uri=shown, format=FORMAT, sha256=_sha256_of(table), rows=table.num_rows,
-                      columns=table.num_columns, dropped=dropped, query=query)
-    frame = table.to_pandas(split_blocks=True, self_destruct=True)  # frees each Arrow column once converted
-    return frame, info
+    return table.drop_columns(list(dropped)), dropped
 
 
 def _what(spec: SqlSpec) -> str:
@@ -177,26 +208,36 @@ def _query_of(spec: SqlSpec, connection: Connection, shown: str) -> str:
     return f"SELECT * FROM {name}"
 
 
-def _streamed(
+def _executed(
     connection: Connection, query: str, chunk_rows: int, shown: str, secrets: Sequence[str]
-) -> tuple[pa.Table, dict[str, str]]:
-    """The query's rows as one Arrow table of a single type per column, and the columns dropped with the reason."""
-    try:
+) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+    """The query's column names, and its rows to fetch as record batches of `chunk_rows`."""
+    with _query_errors(shown, secrets):
         result = connection.execution_options(stream_results=True, yield_per=chunk_rows).execute(sa.text(query))
         if not result.returns_rows:
             raise BadInputError(f"the query on {shown} returns no rows to read (it must be a SELECT)")
         names = list(result.keys())
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise BadInputError(f"the query on {shown} returns duplicate column names: {', '.join(duplicated)}")
-        # The size is given again: SQLAlchemy ignores the `yield_per` option for a text() statement, and
-        # `partitions()` would then fetch every row of the server-side cursor at once.
-        batches = list(_batches(result.partitions(chunk_rows), names))
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise BadInputError(f"the query on {shown} returns duplicate column names: {', '.join(duplicated)}")
+    # The size is given again: SQLAlchemy ignores the `yield_per` option for a text() statement, and
+    # `partitions()` would then fetch every row of the server-side cursor at once.
+    return names, _fetched(result.partitions(chunk_rows), names, shown, secrets)
+
+
+def _fetched(
+    partitions: Iterator[Sequence[sa.Row[Any]]], names: list[str], shown: str, secrets: Sequence[str]
+) -> Iterator[pa.RecordBatch]:
+    with _query_errors(shown, secrets):  # a fetch may fail too
+        yield from _batches(partitions, names)
+
+
+@contextmanager
+def _query_errors(shown: str, secrets: Sequence[str]) -> Iterator[None]:
+    try:
+        yield
     except sa.exc.SQLAlchemyError as err:
         raise BadInputError(f"query failed on {shown}: {_scrubbed(err, secrets)}") from None
-    table = _unified(batches, names)
-    dropped = {f.name: why for f in table.schema if (why := unlearnable(f.type)) is not None}
-    return table.drop_columns(list(dropped)), dropped
 
 
 def _batches(partitions: Iterator[Sequence[sa.Row[Any]]], names: list[str]) -> Iterator[pa.RecordBatch]:
@@ -228,38 +269,44 @@ def _text(values: Sequence[Any]) -> pa.Array:
     return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
-def _unified(batches: list[pa.RecordBatch], names: list[str]) -> pa.Table:
+def unified(batches: list[pa.RecordBatch], names: list[str]) -> pa.Table:
     """One table whose columns each have one type, whatever each chunk's values alone suggested.
 
     Integers and floats meet as floats, a chunk of only nulls takes the others' type, and types that do not
-    meet (text beside numbers) meet as text.
+    meet (text beside numbers) meet as text (see `common_type`).
     """
     if not batches:
         return pa.table({name: pa.array([], pa.null()) for name in names})
-    fields = [pa.field(name, _common_type([b.column(i).type for b in batches])) for i, name in enumerate(names)]
+    fields = [pa.field(name, common_type([b.column(i).type for b in batches])) for i, name in enumerate(names)]
     schema = pa.schema(fields)
     return pa.Table.from_batches([b.cast(schema) if b.schema != schema else b for b in batches], schema)
 
 
-def _common_type(types: list[pa.DataType]) -> pa.DataType:
-    distinct = list(dict.fromkeys(types))
-    if len(distinct) == 1:
-        return distinct[0]
-    try:
-        unified = pa.unify_schemas([pa.schema([pa.field("c", t)]) for t in distinct], promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return pa.string()
-    return unified.field("c").type
+class RowsDigest:
+    """A digest of the rows read: their Arrow IPC stream in fixed slices, so the chunk size never changes it.
 
+    Rows are fed in chunks of any size, in order (`update`); only the slice being filled is held.
+    """
 
-def _sha256_of(table: pa.Table) -> str:
-    """A digest of the rows read: their Arrow IPC stream in fixed slices, so the chunk size never changes it."""
-    digest = hashlib.sha256()
-    sink = _Digesting(digest)
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        for start in range(0, table.num_rows, _HASH_ROWS):
-            writer.write_table(table.slice(start, _HASH_ROWS).combine_chunks())
-    return digest.hexdigest()
+    def __init__(self, schema: pa.Schema) -> None:
+        self._digest = hashlib.sha256()
+        self._writer = pa.ipc.new_stream(_Digesting(self._digest), schema)
+        self._pending = schema.empty_table()
+
+    def update(self, table: pa.Table) -> None:
+        """Feed the next rows."""
+        pending = pa.concat_tables([self._pending, table])
+        while pending.num_rows >= _HASH_ROWS:
+            self._writer.write_table(pending.slice(0, _HASH_ROWS).combine_chunks())
+            pending = pending.slice(_HASH_ROWS)
+        self._pending = pending
+
+    def hexdigest(self) -> str:
+        """The digest of every row fed; no more may be fed after."""
+        if self._pending.num_rows:
+            self._writer.write_table(self._pending.combine_chunks())
+        self._writer.close()
+        return self._digest.hexdigest()
 
 
 class _Digesting:

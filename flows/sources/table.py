@@ -1,8 +1,8 @@
 """What every source yields: the raw frame with the facts of how it was read, and then the ingested `Table`.
 
 The facts are a `SourceInfo`, for the manifest; the `Table` comes once the frame's schema is inferred. Also what
-the file readers share: how one file was read (`Reading`), its bytes as stored or decompressed, and a one-line
-error.
+the readers share: how one file was read (`Reading`), its bytes as stored or decompressed, a one-line error, and
+the one type that columns read in pieces meet as (`common_type`).
 """
 
 from __future__ import annotations
@@ -82,3 +82,18 @@ def open_stream(path: Path, compression: str | None) -> pa.NativeFile:
 def first_line(err: Exception) -> str:
     """The error's first line (its type's name when it has no message), so a `BadInputError` stays one line."""
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def common_type(types: list[pa.DataType]) -> pa.DataType:
+    """The one type values of all these types meet as: integers and floats as floats, nulls as the others' type.
+
+    Types that do not meet (text beside numbers) meet as text.
+    """
+    distinct = list(dict.fromkeys(types))
+    if len(distinct) == 1:
+        return distinct[0]
+    try:
+        unified = pa.unify_schemas([pa.schema([pa.field("c", t)]) for t in distinct], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pa.string()
+    return unified.field("c").type

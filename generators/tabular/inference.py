@@ -82,32 +82,110 @@ def infer_schema(
     `public_domain`: the caller asserts that the categories and ranges of this table are not secret, so every
     column's domain (inferred or overridden) is marked public, except where an override says `public: false`.
     """
-    if df.shape[1] == 0:
-        raise BadInputError("the table has no columns")
-    if len(df) == 0:
-        raise BadInputError("the table has no rows")
-    overrides = dict(overrides or {})
-    unknown = sorted(set(overrides) - set(map(str, df.columns)))
-    if unknown:
-        raise BadInputError(f"schema overrides name unknown column(s): {', '.join(unknown)}")
-    df = df.rename(columns=str)
-    conformed: dict[str, pd.Series] = {}
-    specs = []
-    for name in df.columns:
-        override = as_override(name, overrides.get(name))
-        kind = ColumnKind(override["kind"]) if "kind" in override else detect_kind(df[name])
-        series = conform_column(df[name], kind)
-        spec = describe_column(series, kind)
-        if kind is ColumnKind.DATETIME and (clock := _written_clock(df[name])) is not None:
-            spec = dataclasses.replace(spec, datetime_format=clock)
-        extra = {k: v for k, v in override.items() if k != "kind"}
-        if extra:
-            spec = ColumnSpec.from_dict(name, {**spec.to_dict(), **extra})
-        if public_domain and "public" not in override and spec.domain is not None:
-            spec = dataclasses.replace(spec, public=True)
-        conformed[name] = series
-        specs.append(spec)
-    return pd.DataFrame(conformed, index=df.index), Schema(tuple(specs), target=target)
+    inference = ChunkedInference(df, overrides, target, public_domain)
+    return inference.conform(df), inference.schema()
+
+
+Facts = dict[str, ColumnSpec]  # each column's facts (nulls, ranges, categories) over some rows
+
+
+class ChunkedInference:
+    """A schema inferred from a table read in chunks, as `infer_schema` infers it from the whole table.
+
+    Each column's kind is decided on the first chunk (by its values, or by an override); every chunk is then
+    conformed to those kinds and its facts (nullability, bounds, categories, integrality) merged into the
+    schema, so the facts cover every row. With one chunk, the result is `infer_schema`'s on that table.
+    """
+
+    def __init__(self, first: pd.DataFrame, overrides: Mapping[str, Any] | None, target: str | None,
+                 public_domain: bool) -> None:
+        if first.shape[1] == 0:
+            raise BadInputError("the table has no columns")
+        if len(first) == 0:
+            raise BadInputError("the table has no rows")
+        overrides = dict(overrides or {})
+        unknown = sorted(set(overrides) - set(map(str, first.columns)))
+        if unknown:
+            raise BadInputError(f"schema overrides name unknown column(s): {', '.join(unknown)}")
+        first = first.rename(columns=str)
+        self.names = tuple(first.columns)
+        self.target = target
+        self.public_domain = public_domain
+        self.overrides = {name: as_override(name, overrides.get(name)) for name in self.names}
+        self.kinds = {name: ColumnKind(o["kind"]) if "kind" in o else detect_kind(first[name])
+                      for name, o in self.overrides.items()}
+        self.clocks = {name: _written_clock(first[name]) for name, kind in self.kinds.items()
+                       if kind is ColumnKind.DATETIME}
+        self.observed: dict[str, ColumnSpec] = {}
+
+    def conform(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """The chunk's columns read as their kinds; its facts join the schema's."""
+        frame, facts = self.read(chunk)
+        self.add(facts)
+        return frame
+
+    def read(self, chunk: pd.DataFrame) -> tuple[pd.DataFrame, Facts]:
+        """The chunk's columns read as their kinds, and their facts, leaving the schema as it is.
+
+        So parts of a table can be read apart (on other workers) and their facts added in order afterwards.
+        """
+        chunk = chunk.rename(columns=str)
+        if tuple(chunk.columns) != self.names:
+            raise BadInputError("a part of the table has other columns than its first part")
+        conformed = {name: conform_column(chunk[name], kind) for name, kind in self.kinds.items()}
+        facts = {name: describe_column(series, self.kinds[name]) for name, series in conformed.items()}
+        return pd.DataFrame(conformed, index=chunk.index), facts
+
+    def add(self, facts: Facts) -> None:
+        """Join some rows' facts (`read`) to the schema's."""
+        for name, seen in facts.items():
+            self.observed[name] = seen if name not in self.observed else merge_facts(self.observed[name], seen)
+
+    def schema(self) -> Schema:
+        """The schema of every chunk conformed so far, with the overrides' declared facts on top."""
+        specs = []
+        for name in self.names:
+            spec = self.observed[name]
+            if (clock := self.clocks.get(name)) is not None:
+                spec = dataclasses.replace(spec, datetime_format=clock)
+            override = self.overrides[name]
+            extra = {k: v for k, v in override.items() if k != "kind"}
+            if extra:
+                spec = ColumnSpec.from_dict(name, {**spec.to_dict(), **extra})
+            if self.public_domain and "public" not in override and spec.domain is not None:
+                spec = dataclasses.replace(spec, public=True)
+            specs.append(spec)
+        return Schema(tuple(specs), target=self.target)
+
+
+def merged_facts(first: Facts, later: Facts) -> Facts:
+    """The facts of the rows of both, column by column (see `merge_facts`)."""
+    return {name: merge_facts(first[name], later[name]) for name in first}
+
+
+def merge_facts(first: ColumnSpec, later: ColumnSpec) -> ColumnSpec:
+    """The facts of a column whose rows are `first`'s and `later`'s (both of one kind): nulls, ranges, categories.
+
+    A PII type is the first chunk's (its sample decided it); where the chunks' dtypes differ (an integer column
+    whose nulls make one chunk's float), the dtype is that of a chunk with nulls, which holds every chunk's values.
+    """
+    def widest(a: tuple[float, float] | None, b: tuple[float, float] | None) -> tuple[float, float] | None:
+        return a if b is None else b if a is None else (min(a[0], b[0]), max(a[1], b[1]))
+
+    categories = None
+    if first.categories is not None or later.categories is not None:
+        merged = set(first.categories or ()) | set(later.categories or ())
+        categories = tuple(sorted(merged, key=lambda v: (type(v).__name__, v)))
+    bounds = widest(first.bounds, later.bounds)
+    return dataclasses.replace(
+        first,
+        dtype=first.dtype if first.dtype == later.dtype or first.nullable else later.dtype,
+        nullable=first.nullable or later.nullable,
+        bounds=bounds,
+        integer=bounds is not None and all(spec.integer or spec.bounds is None for spec in (first, later)),
+        categories=categories,
+        timezone=first.timezone if first.timezone is not None else later.timezone,
+    )
 
 
 def detect_kind(series: pd.Series) -> ColumnKind:

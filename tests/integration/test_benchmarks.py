@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.datasets import DATASETS, load
+from benchmarks.datasets import DATASETS, calibration, calibration_tables, load
 from benchmarks.report import ratio_table, truth_error
 from benchmarks.run import main, run_pair
 from benchmarks.systems import System
@@ -47,6 +47,23 @@ def test_a_pair_runs_in_a_child_and_reports_every_measure() -> None:
     assert 0 < row["quality"] <= 1 and 0 <= row["dcr_share"] <= 1 and row["diagnostic"] > 0.5
     assert row["utility_metric"] == "macro_f1" and len(row["truths"]) == 3
     assert truth_error(row) == truth_error(row)  # finite
+
+
+def test_auto_is_benchmarked_as_a_release_runs_it_and_names_its_choice() -> None:
+    from generators.registry import GENERATORS
+
+    row = run_pair(load("events", rows=400), System("auto", "synthgate"), 0, 300, 16)
+    assert row["status"] == "ok", row.get("trace")
+    assert row["chosen"] in GENERATORS and row["sample_rows"] == 400 and 0 < row["c2st_auc"] <= 1
+
+
+def test_a_calibration_table_is_read_as_a_run_reads_it(tmp_path: Path) -> None:
+    (tmp_path / "tiny.csv").write_text('size,"shape, as drawn",class\n1.5,"round, small",a\n?,square,b\n'
+                                       + "".join(f"{i}.25,square,{'ab'[i % 2]}\n" for i in range(20)))
+    assert list(calibration_tables(tmp_path)) == ["tiny"] and calibration_tables(tmp_path / "absent") == {}
+    table = calibration(tmp_path / "tiny.csv")
+    assert table.name == "tiny" and table.frame.shape == (22, 3) and table.frame["size"].isna().sum() == 1
+    assert table.frame.loc[0, "shape, as drawn"] == "round, small" and table.target == "class" and table.truths == ()
 
 
 def test_a_pair_that_overruns_is_recorded_not_fatal() -> None:

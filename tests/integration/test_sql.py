@@ -7,6 +7,7 @@ not in Prefect's home (its database holds the runs' parameters and logs), not on
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from benchmarks.postgres_server import Server, add_user, load_frame
 from flows.cli import EXIT_BAD_INPUT
 from flows.config import SqlSource
-from flows.sources import read_source
+from flows.sources import plan_source, read_source
 from tests.integration.postgres import postgres_server  # noqa: F401 (the `postgres` fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,21 @@ def test_postgres_types_map_to_plain_frame_types(adult_on_postgres: Server, monk
                                          "opens": "07:45:00.000000"}]
     assert info.dropped == {"raw": "raw bytes (binary) cannot be learned"}
     assert PASSWORD not in info.uri and ":***@" in info.uri
+
+
+@pytest.mark.slow
+def test_a_postgres_table_streams_as_it_reads_and_its_plan_holds_no_password(
+    adult_on_postgres: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_VAR, PASSWORD)
+    for table in ("adult", "typed"):
+        spec = SqlSource(sql=adult_on_postgres.url("reader"), table=table, password_env=PASSWORD_VAR, chunk_rows=64)
+        frame, info = read_source(spec)
+        plan = plan_source(spec)
+        assert PASSWORD.encode() not in pickle.dumps(plan)  # what is shipped to a worker: it looks the password up
+        reader = plan.parts[0].chunks(100)
+        pd.testing.assert_frame_equal(pd.concat(list(reader), ignore_index=True), frame)
+        assert plan.info([reader.facts]) == info
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from generators.tabular.encoder import EncoderConfig, TabularEncoder, fit_modes
+from generators.tabular.encoder import EncoderConfig, EncoderPrivacy, TabularEncoder, fit_modes
 from generators.tabular.errors import BadInputError
 from generators.tabular.inference import infer_schema
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
@@ -196,3 +196,78 @@ def test_a_column_of_few_values_gets_one_exact_mode_per_value() -> None:
     np.testing.assert_array_equal(encoder.inverse_transform(encoded, 0)["grade"].to_numpy(), grades)
     wide = TabularEncoder(EncoderConfig(max_point_modes=0)).fit(frame, infer_schema(frame)[1])
     assert next(span for span in wide.layout_ if span.role == "mode").width == 10  # off: CTGAN's ten modes
+
+
+def _decimal_frame() -> pd.DataFrame:
+    """Wine-like columns of 1 to 3 decimals, some negative and some missing, read from CSV as a user's table is."""
+    rng = np.random.default_rng(2)
+    n = 600
+    acid = rng.integers(38, 142, n) / 10
+    sugar = rng.integers(-500, 2000, n) / 100
+    chlorides = np.where(rng.random(n) < 0.1, np.nan, rng.integers(-90, 346, n) / 1000)
+    text = pd.DataFrame({"acid": acid, "sugar": sugar, "chlorides": chlorides}).to_csv(index=False)
+    return pd.read_csv(io.StringIO(text))
+
+
+def test_decimal_columns_decode_at_the_resolution_of_the_data() -> None:
+    """8.9 comes back as 8.9, not as the 8.899999999461949 of the float32 matrix, whatever the scalar beside it."""
+    frame = _decimal_frame()
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1])
+    assert [codec.decimals for codec in encoder.codecs_] == [1, 2, 3]  # type: ignore[attr-defined]
+    encoded = encoder.transform(frame).numpy()
+    pd.testing.assert_frame_equal(encoder.inverse_transform(encoded, 0), frame, check_exact=True)
+    encoded[:, 0] += np.random.default_rng(0).normal(0, 0.05, len(encoded))  # a generator's slightly-off scalar
+    acid = encoder.inverse_transform(encoded, 0)["acid"]
+    assert (acid.round(1) == acid).all() and acid.between(frame["acid"].min(), frame["acid"].max()).all()
+    saved = encoder.to_state()
+    pd.testing.assert_frame_equal(
+        TabularEncoder.from_state(saved).inverse_transform(encoded, 0), encoder.inverse_transform(encoded, 0)
+    )
+    for codec in saved["codecs"].values():  # a model saved before the resolution was learned: not rounded
+        del codec["decimals"]
+    old = TabularEncoder.from_state(saved).inverse_transform(encoded, 0)["acid"]
+    assert (old.round(1) != old).any()
+
+
+def test_continuous_and_integer_columns_keep_their_handling() -> None:
+    """Genuinely continuous values are not rounded; integers are rounded to whole numbers as before."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"reading": rng.normal(0, 1, 500), "count": rng.integers(-50, 50, 500)})
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1])
+    assert [(codec.step, codec.decimals) for codec in encoder.codecs_] == [(0, None), (1, None)]  # type: ignore[attr-defined]
+    back = encoder.inverse_transform(encoder.transform(frame), 0)
+    np.testing.assert_allclose(back["reading"], frame["reading"], rtol=1e-6, atol=1e-6)
+    assert (back["reading"].round(9) != back["reading"]).any()
+    pd.testing.assert_series_equal(back["count"], frame["count"])
+
+
+def test_a_few_values_off_every_grid_leave_a_column_its_resolution() -> None:
+    """Wine's alcohol: 1 or 2 decimals but for 0.4% of rows (computed values such as 10.9666666666667)."""
+    rng = np.random.default_rng(4)
+    alcohol = rng.integers(80, 142, 1_000) / 10
+    alcohol[:4] = [10.9666666666667, 9.53333333333333, 11.3333333333333, 12.8933333333333]
+    frame = pd.DataFrame({"alcohol": alcohol})
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1])
+    assert encoder.codecs_[0].decimals == 1  # type: ignore[attr-defined]
+    back = encoder.inverse_transform(encoder.transform(frame), 0)["alcohol"]
+    pd.testing.assert_series_equal(back[4:], frame["alcohol"][4:], check_exact=True)
+    assert back.between(alcohol.min(), alcohol.max()).all()
+    alcohol[:20] += rng.random(20)  # 2% of rows off every grid: the column is taken as continuous
+    frame = pd.DataFrame({"alcohol": alcohol})
+    assert TabularEncoder().fit(frame, infer_schema(frame)[1]).codecs_[0].decimals is None  # type: ignore[attr-defined]
+
+
+def test_huge_magnitudes_keep_the_resolution_of_the_small_values() -> None:
+    """Past 2^53 every float64 is whole: such values fit any resolution."""
+    frame = pd.DataFrame({"x": [3e17 + 64, -3e17, 0.25, -3.5, 1.75] * 20})
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1])
+    assert encoder.codecs_[0].decimals == 2  # type: ignore[attr-defined]
+    back = encoder.inverse_transform(encoder.transform(frame), 0)
+    pd.testing.assert_frame_equal(back, frame, check_exact=True)
+
+
+def test_a_private_fit_learns_no_resolution() -> None:
+    """The decimals are a fact of the rows that no noise covers, so a DP fit does not round to them."""
+    frame = _decimal_frame()
+    encoder = TabularEncoder().fit(frame, infer_schema(frame)[1], privacy=EncoderPrivacy(3.0, 1e-6))
+    assert all(codec.decimals is None for codec in encoder.codecs_)  # type: ignore[attr-defined]

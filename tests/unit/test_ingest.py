@@ -8,7 +8,6 @@ from __future__ import annotations
 import bz2
 import codecs
 import decimal
-import gzip
 import hashlib
 import logging
 import warnings
@@ -20,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import gzip_bytes, zstd_bytes
 
 from flows.config import RunConfig
 from flows.sources import load_table, read_source
@@ -108,18 +108,9 @@ def test_split_refuses_tables_too_small_to_hold_out(mixed_frame: pd.DataFrame) -
 ROWS = "name,city,amount\nAnn,Köln,1.5\nBob,Zürich,2.25\nCé,Paris,3\n"
 
 
-def _gzip(data: bytes) -> bytes:
-    return gzip.compress(data, mtime=0)
 
 
-def _zstd(data: bytes) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.CompressedOutputStream(sink, "zstd") as stream:
-        stream.write(data)
-    return sink.getvalue().to_pybytes()
-
-
-@pytest.mark.parametrize("pack", [lambda b: b, _gzip], ids=["plain", "gzip"])
+@pytest.mark.parametrize("pack", [lambda b: b, gzip_bytes], ids=["plain", "gzip"])
 def test_a_utf8_bom_is_not_part_of_the_first_column_name(tmp_path: Path, pack: Callable[[bytes], bytes]) -> None:
     path = tmp_path / "bom.csv"
     path.write_bytes(pack(codecs.BOM_UTF8 + b"name;amount\nAnn;1,5\nBob;2\n"))
@@ -188,10 +179,10 @@ def test_values_all_in_single_quotes_are_unquoted(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "pack", "compression"),
     [
-        ("t.csv.gz", _gzip, "gzip"),
+        ("t.csv.gz", gzip_bytes, "gzip"),
         ("t.csv.bz2", bz2.compress, "bz2"),
-        ("t.csv.zst", _zstd, "zstd"),
-        ("t.csv", _gzip, "gzip"),  # told by the bytes, not by the name
+        ("t.csv.zst", zstd_bytes, "zstd"),
+        ("t.csv", gzip_bytes, "gzip"),  # told by the bytes, not by the name
     ],
     ids=["gzip", "bz2", "zstd", "gzip-named-csv"],
 )
@@ -208,7 +199,7 @@ def test_compressed_csv_is_read_and_hashed_as_stored(
 
 
 def test_a_folder_may_hold_compressed_parts(tmp_path: Path) -> None:
-    (tmp_path / "part-0.csv.gz").write_bytes(_gzip(ROWS.encode()))
+    (tmp_path / "part-0.csv.gz").write_bytes(gzip_bytes(ROWS.encode()))
     (tmp_path / "part-1.csv").write_text(ROWS)
     (tmp_path / "notes.txt").write_text("not a part")
     frame, info = read_source(tmp_path)
@@ -221,7 +212,7 @@ def test_a_truncated_compressed_file_is_a_one_line_error(tmp_path: Path, kept: i
     numbers = zip(rng.random(60_000), rng.integers(0, 9, 60_000), strict=True)
     text = "a,b\n" + "".join(f"{x:.6f},{y}\n" for x, y in numbers)
     path = tmp_path / "t.csv.gz"
-    path.write_bytes(_gzip(text.encode())[:kept])
+    path.write_bytes(gzip_bytes(text.encode())[:kept])
     with pytest.raises(BadInputError, match=r"^(cannot decompress gzip source|cannot read) ") as caught:
         load_table(path)
     assert "\n" not in str(caught.value)

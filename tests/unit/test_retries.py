@@ -26,19 +26,20 @@ from generators.tabular.errors import BadInputError
     (ValueError("a bug"), False),
 ])
 def test_only_a_transient_os_error_is_retried(error: Exception, retried: bool) -> None:
-    assert transient(tasks.ingest, None, Failed(data=error)) is retried  # type: ignore[arg-type]
+    assert transient(tasks.stage_part, None, Failed(data=error)) is retried  # type: ignore[arg-type]
 
 
 def test_a_completed_state_is_not_retried() -> None:
-    assert transient(tasks.ingest, None, Completed(data=1)) is False  # type: ignore[arg-type]
+    assert transient(tasks.stage_part, None, Completed(data=1)) is False  # type: ignore[arg-type]
 
 
 def test_the_tasks_that_touch_files_retry_with_backoff_and_the_others_never() -> None:
-    for io in (tasks.ingest, tasks.read, tasks.publish, tasks.publish_evaluation):
+    for io in (tasks.plan_ingest, tasks.stage_part, tasks.read, tasks.publish, tasks.publish_evaluation):
         assert io.retries == IO_RETRIES and io.retry_condition_fn is transient
         delays = io.retry_delay_seconds
         assert isinstance(delays, list) and delays == sorted(delays) and delays[1] == 2 * delays[0]
-    for computing in (tasks.train, tasks.select, tasks.gate, tasks.validate, tasks.check_privacy, tasks.sample):
+    for computing in (tasks.train, tasks.select, tasks.gate, tasks.validate, tasks.check_privacy,
+                      tasks.sample_shard, tasks.assemble):
         assert computing.retries == 0 and computing.retry_condition_fn is None
 
 
