@@ -459,9 +459,9 @@ def test_streaming_memory_is_bounded_by_the_chunk_not_the_file(tmp_path: Path) -
         path.unlink()
     measured = json.loads(run.stdout)
     assert measured["rows"] == 2_000_000
-    # a constant (~110 MiB here: the reader's read-ahead, the typing head, a chunk in Arrow and pandas), where a
-    # whole read holds several times the file; and it does not grow as the reading goes on
-    assert measured["end"] - measured["start"] < size / 2, (measured, size)
+    # a constant (~110-160 MiB here, with the allocator's slack: the reader's read-ahead, the typing head, a chunk in
+    # Arrow and pandas), where a whole read holds 3-5 times the file; and it does not grow as the reading goes on
+    assert measured["end"] - measured["start"] < size, (measured, size)
     assert measured["end"] - measured["warm"] < size / 10, (measured, size)
 
 
