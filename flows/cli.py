@@ -39,6 +39,7 @@ EXIT_PUBLISHED, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_REFUSED = 0, 1, 2, 3
 EXIT_SIGNAL_BASE = 128  # exit code of a run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM)
 OUR_LOGGERS = ("flows", "generators", "validation", "privacy")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_STOPS: list[int] = []  # the stop signals this process received, first first: a run stopped by one exits as stopped
 # Unless -v: what keeps library noise off the terminal, here and in the processes we start (Prefect's server).
 QUIET_ENVIRONMENT = {
     "PYTHONWARNINGS": "ignore",
@@ -396,6 +397,9 @@ def user_errors(verbose: bool) -> Iterator[None]:
         typer.echo(f"error: interrupted ({signal.Signals(signum).name})", err=True)
         raise typer.Exit(EXIT_SIGNAL_BASE + signum) from None
     except Exception as err:
+        if _STOPS:  # the stop, turned into another exception by a library on its way out (Prefect: a crashed run)
+            typer.echo(f"error: interrupted ({signal.Signals(_STOPS[0]).name})", err=True)
+            raise typer.Exit(EXIT_SIGNAL_BASE + _STOPS[0]) from None
         if verbose:
             raise
         log.debug("internal failure", exc_info=True)
@@ -430,6 +434,7 @@ def stopped_by_signals() -> Iterator[None]:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    _STOPS.append(signum)
     raise Interrupted(signum)
 
 
