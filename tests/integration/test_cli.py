@@ -236,6 +236,22 @@ def _passed_manifest() -> Manifest:
                     generator=GeneratorRecord("copula"), source=SourceInfo("adult.csv", "csv", "ab" * 32, 400, 15))
 
 
+def _prefect_server(pid: int) -> list[int]:
+    """The processes below `pid` that run Prefect's server.
+
+    Other children come and go first: matplotlib's `fc-list` builds a fresh home's font cache before the server starts.
+    """
+    found = []
+    for child in _descendants(pid):
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"prefect" in command:
+            found.append(child)
+    return found
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid`, read from /proc (children of children included)."""
     children: dict[int, list[int]] = {}
@@ -273,7 +289,7 @@ def test_a_stopped_run_exits_cleanly_and_leaves_no_process_behind(tmp_path: Path
     spawned: list[int] = []
     try:
         deadline = time.monotonic() + 120
-        while not _descendants(run.pid) and run.poll() is None and time.monotonic() < deadline:
+        while not _prefect_server(run.pid) and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(10)  # the server is up and the flow is training
         spawned = _descendants(run.pid)
