@@ -285,7 +285,10 @@ def test_a_stopped_run_exits_cleanly_and_leaves_no_process_behind(tmp_path: Path
     out = tmp_path / "out"
     command = [sys.executable, "-c", "from flows.cli import main; main()", "run", "--out", str(out)]
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home")}
-    run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # As from a terminal: a suite started in the background of a script inherits an ignored SIGINT, which the CLI
+    # rightly keeps ignored.
+    run = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     spawned: list[int] = []
     try:
         deadline = time.monotonic() + 120
