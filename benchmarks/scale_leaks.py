@@ -38,7 +38,8 @@ import pyarrow.parquet as pq
 from benchmarks.big import adult_like_chunk, write_adult_like
 from flows.config import RunConfig, load_config
 from flows.gate import audit_and_judge
-from flows.shards import CountedPart, read_part
+from flows.release.publish import read_conformed
+from flows.shards import CountedPart
 from flows.sources.staging import Staged, assemble, plan_ingest, stage_part
 from flows.steps import rows_to_check
 from generators.tabular.inference import as_written
@@ -168,7 +169,7 @@ def _planted_parts(paths: list[Path], plant: Plant, folder: Path, staged: Staged
         frame = plant(pq.read_table(path).to_pandas(), rng)
         target = folder / path.name
         pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), target)
-        keys = row_keys(read_part(target, schema), schema)
+        keys = row_keys(read_conformed(target, schema.learned), schema)
         yield CountedPart(target, len(frame), staged.copies.copies_in(keys))
 
 

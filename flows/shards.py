@@ -20,11 +20,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.release.publish import PARQUET_COMPRESSION
+from flows.release.publish import PARQUET_COMPRESSION, read_conformed
 from flows.split import Stream, seeded_subset, stream_seed
 from generators.base import Generator, sample_seed
 from generators.tabular.errors import BadInputError
-from generators.tabular.inference import as_written, conform_column
+from generators.tabular.inference import as_written
 from generators.tabular.schema import ColumnKind, Schema
 from privacy.distance import CopyCounts, row_keys
 
@@ -144,7 +144,7 @@ def sample_parts(parts: Sequence[Path], rows: int, seed: int, schema: Schema) ->
     for part, size in zip(parts, sizes, strict=True):
         at = wanted[(wanted >= start) & (wanted < start + size)] - start
         if len(at):
-            frames.append(read_part(part, schema).iloc[at])
+            frames.append(read_conformed(part, schema.learned).iloc[at])
         start += size
     return pd.concat(frames, ignore_index=True)
 
@@ -152,11 +152,4 @@ def sample_parts(parts: Sequence[Path], rows: int, seed: int, schema: Schema) ->
 def read_parts(paths: Sequence[Path], schema: Schema) -> Iterator[pd.DataFrame]:
     """The parts one at a time, each read through `schema`: a whole synthetic table in the memory of one part."""
     for path in paths:
-        yield read_part(path, schema)
-
-
-def read_part(path: Path, schema: Schema) -> pd.DataFrame:
-    """A written part with each column read as its kind (datetimes written as text parsed back)."""
-    frame = pq.read_table(path).to_pandas()
-    return frame.assign(**{spec.name: conform_column(frame[spec.name], spec.kind)
-                           for spec in schema.learned if spec.name in frame})
+        yield read_conformed(path, schema.learned)

@@ -22,8 +22,7 @@ import numpy as np
 import pandas as pd
 
 from flows.release.manifest import Drift
-from flows.release.publish import DATA, RELEASES, dataset_folder, profile_path, replace_durably
-from generators.tabular.inference import conform_column
+from flows.release.publish import DATA, RELEASES, dataset_folder, profile_path, read_conformed, replace_durably
 from generators.tabular.schema import ColumnKind, ColumnSpec, Schema
 
 log = logging.getLogger(__name__)
@@ -146,18 +145,11 @@ def measure_drift(out: Path, dataset: str, previous: str | None, source: pd.Data
     if before is None:
         log.info("release %s has no source profile: no drift measured", previous)
         return DriftMeasure(found, None)
-    published = _published_rows(dataset_dir / RELEASES / previous / DATA, schema)
+    published = read_conformed(dataset_dir / RELEASES / previous / DATA, schema.learned)
     added, removed = before.rows_changed(found.hashes)
     drift = Drift(previous=previous, source=before.distances(source), source_rows_added=added,
                   source_rows_removed=removed, synthetic=profile(published, schema).distances(synthetic))
     return DriftMeasure(found, drift)
-
-
-def _published_rows(data: Path, schema: Schema) -> pd.DataFrame:
-    """A release's parquet parts, each learned column read as its kind (datetimes written as text parsed back)."""
-    frame = pd.read_parquet(data)
-    return frame.assign(**{spec.name: conform_column(frame[spec.name], spec.kind)
-                           for spec in schema.learned if spec.name in frame})
 
 
 def _column_profile(series: pd.Series, spec: ColumnSpec) -> ColumnProfile:

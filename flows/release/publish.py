@@ -32,7 +32,7 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -46,6 +46,8 @@ import pyarrow.parquet as pq
 
 from flows.release.manifest import EXPECTATIONS_DOCS, FileRecord, GeneratorRecord, Manifest, jsonable
 from generators.tabular.errors import BadInputError
+from generators.tabular.inference import conform_column
+from generators.tabular.schema import ColumnSpec
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,17 @@ Action = Literal["published", "rollback", "retention"]  # what a line of history
 
 class StorageError(BadInputError):
     """The output folder cannot take the release (full, over quota, read-only, forbidden): one line, exit 2."""
+
+
+def read_conformed(path: Path, specs: Iterable[ColumnSpec]) -> pd.DataFrame:
+    """Rows this package wrote as Parquet (a file, or a folder of parts) with each of `specs` read as its kind.
+
+    Parquet keeps the values written, not pandas' readings of them (datetimes written as text, categories
+    as strings), so every reader of staged chunks, shards and releases conforms them the same way.
+    """
+    frame = pq.read_table(path).to_pandas()
+    return frame.assign(**{spec.name: conform_column(frame[spec.name], spec.kind) for spec in specs
+                           if spec.name in frame})
 
 
 def check_writable(out_dir: Path, dataset: str) -> None:

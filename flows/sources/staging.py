@@ -32,11 +32,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from flows.release.publish import read_conformed
 from flows.sources.stream import PartFacts, SourcePlan, plan_source
 from flows.sources.table import SourceInfo
 from flows.split import Limits, Stream, holdout_positions, seeded_subset, stream_seed
 from generators.tabular.errors import BadInputError
-from generators.tabular.inference import ChunkedInference, Facts, conform_column, merged_facts
+from generators.tabular.inference import ChunkedInference, Facts, merged_facts
 from generators.tabular.schema import Schema
 from privacy.distance import CopyCounts, row_keys
 
@@ -212,15 +213,9 @@ def _rows_at(chunks: Sequence[pd.DataFrame | Path], sizes: Sequence[int], wanted
     for chunk, size in zip(chunks, sizes, strict=True):
         inside = [positions[(positions >= start) & (positions < start + size)] - start for positions in wanted]
         if any(len(at) for at in inside):
-            frame = chunk if isinstance(chunk, pd.DataFrame) else _read_staged(chunk, schema)
+            frame = chunk if isinstance(chunk, pd.DataFrame) else read_conformed(chunk, schema)
             for rows, at in zip(found, inside, strict=True):
                 rows.append(frame.iloc[at])
         start += size
     return [pd.concat(rows, ignore_index=True) if len(rows) != 1 else rows[0].reset_index(drop=True)
             for rows in found]
-
-
-def _read_staged(path: Path, schema: Schema) -> pd.DataFrame:
-    """A staged chunk read back with each column as its kind (Parquet keeps values, not pandas' readings)."""
-    frame = pq.read_table(path).to_pandas()
-    return frame.assign(**{spec.name: conform_column(frame[spec.name], spec.kind) for spec in schema})

@@ -9,7 +9,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from flows.shards import plan_shards, read_part, sample_parts, sample_shard
+from flows.release.publish import read_conformed
+from flows.shards import plan_shards, sample_parts, sample_shard
 from generators.registry import create
 from generators.tabular.inference import infer_schema
 from privacy.distance import CopyCounts, row_keys
@@ -39,18 +40,19 @@ def test_shards_repeat_in_any_order_and_carry_their_keys(fitted: object, tmp_pat
     backward = [sample_shard(fitted, shard, tmp_path / "b", METADATA) for shard in reversed(plan)][::-1]
     schema = fitted.encoder_.schema_
     for one, other in zip(forward, backward, strict=True):
-        pd.testing.assert_frame_equal(read_part(one.path, schema), read_part(other.path, schema))
-        np.testing.assert_array_equal(one.keys, row_keys(read_part(one.path, schema), schema))
+        pd.testing.assert_frame_equal(read_conformed(one.path, schema.learned),
+                                      read_conformed(other.path, schema.learned))
+        np.testing.assert_array_equal(one.keys, row_keys(read_conformed(one.path, schema.learned), schema))
         assert pq.read_schema(one.path).metadata[b"synthgate.release_id"] == b"r1"
     assert not list((tmp_path / "a").glob("*.partial"))
-    first, second = (read_part(part.path, schema) for part in forward[:2])
+    first, second = (read_conformed(part.path, schema.learned) for part in forward[:2])
     assert not first.equals(second)  # shards draw different rows
 
 
 def test_copies_are_counted_per_part(fitted: object, tmp_path: Path) -> None:
     part = sample_shard(fitted, plan_shards(200, 200, seed=0)[0], tmp_path, METADATA)
     schema = fitted.encoder_.schema_
-    rows = read_part(part.path, schema)
+    rows = read_conformed(part.path, schema.learned)
     counts = CopyCounts.of(row_keys(rows.iloc[:30], schema), row_keys(rows.iloc[:0], schema))
     assert part.counted(counts).copies >= 30
 
@@ -62,4 +64,5 @@ def test_the_checks_sample_is_seeded_and_bounded(fitted: object, tmp_path: Path)
     assert len(sample) == 120
     pd.testing.assert_frame_equal(sample, sample_parts(parts, 120, seed=0, schema=schema))
     every = sample_parts(parts, 5000, seed=0, schema=schema)
-    pd.testing.assert_frame_equal(every, pd.concat([read_part(p, schema) for p in parts], ignore_index=True))
+    every_part = [read_conformed(path, schema.learned) for path in parts]
+    pd.testing.assert_frame_equal(every, pd.concat(every_part, ignore_index=True))
