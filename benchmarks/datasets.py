@@ -21,7 +21,7 @@ import pandas as pd
 
 from flows.sources import read_source
 from generators.tabular.inference import infer_schema
-from validation.utility import infer_target
+from generators.tabular.schema import infer_target
 
 ROOT = Path(__file__).resolve().parent.parent
 ADULT = ROOT / "data" / "adult.parquet"

@@ -20,8 +20,8 @@ from flows.config import RunConfig
 from flows.release.manifest import Split, build_manifest, report_details
 from flows.steps import RunOutcome
 from flows.tasks import check_privacy, gate, publish_evaluation, read, report_artifacts, validate
+from generators.tabular.schema import infer_target
 from privacy.distance import PrivacyConfig
-from validation.utility import infer_target
 
 
 @flow(name="evaluate", persist_result=False)

@@ -45,11 +45,10 @@ from generators.tabular.checks import (
     declared,
     settings,
 )
-from generators.tabular.schema import Schema
+from generators.tabular.schema import Schema, infer_target
 from privacy.audit import PrivacyAudit, audit_privacy
 from privacy.distance import CopyExcess, PrivacyConfig
 from validation.audit import FidelityAudit, audit_fidelity
-from validation.utility import infer_target
 
 # The gate's own setting: the false-alarm rate every interval and every test is held to.
 ALPHA = Setting("alpha", 0.001, "chance that one check refuses real unseen rows by chance (bounds, tests)", gt=0,

@@ -51,8 +51,8 @@ from flows.tasks import (
     validate,
 )
 from generators.base import Generator
+from generators.tabular.schema import infer_target
 from privacy.distance import CopyCounts, PrivacyConfig
-from validation.utility import infer_target
 
 R = TypeVar("R")
 

@@ -34,9 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_LEVELS = 254  # HistGradientBoosting takes at most 255 levels a feature, missing included
-# Names that mark a label column, and the most classes a last-column label may have, for `infer_target`.
-_TARGET_NAMES = ("target", "label", "class", "y", "outcome", "income", "churn", "default")
-_MAX_INFERRED_CLASSES = 20
 _BOOTSTRAP = 500
 
 
@@ -71,29 +68,6 @@ class UtilityResult:
         """Share of the real model's lift over the baseline that the synthetic model keeps (1.0: all of it)."""
         lift = self.real_score - self.baseline_score
         return (self.synthetic_score - self.baseline_score) / lift if lift > 0 else float("nan")
-
-
-def infer_target(schema: Schema) -> str | None:
-    """The column a user most likely predicts, when none is configured.
-
-    That is the schema's own target, else a learned categorical or boolean column with a conventional label
-    name, else the last column if it is one with 2 to 20 classes (the UCI convention). None when nothing
-    fits: utility is then skipped.
-    """
-    if schema.target is not None:
-        return schema.target
-    labels = [s for s in schema.learned if _is_label(s.kind, s.categories)]
-    for spec in labels:
-        if spec.name.strip().lower() in _TARGET_NAMES:
-            return spec.name
-    last = schema.columns[-1]
-    return last.name if last in labels else None
-
-
-def _is_label(kind: ColumnKind, categories: tuple[object, ...] | None) -> bool:
-    if kind is ColumnKind.BOOLEAN:
-        return True
-    return kind is ColumnKind.CATEGORICAL and categories is not None and 2 <= len(categories) <= _MAX_INFERRED_CLASSES
 
 
 def evaluate_utility(

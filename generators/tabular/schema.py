@@ -184,6 +184,36 @@ class Schema:
         return cls(tuple(ColumnSpec.from_dict(str(n), s) for n, s in columns.items()), target=data.get("target"))
 
 
+# Names that mark a label column, and the most classes a last-column label may have, for `infer_target`.
+# Names that mark a label column, and the most classes a last-column label may have, for `infer_target`.
+_TARGET_NAMES = ("target", "label", "class", "y", "outcome", "income", "churn", "default")
+_MAX_INFERRED_CLASSES = 20
+
+
+def infer_target(schema: Schema) -> str | None:
+    """The column a user most likely predicts, when none is configured.
+
+    The utility check scores predictions of it, and a target-aware generator models every column beside it.
+    That is the schema's own target, else a learned categorical or boolean column with a conventional label
+    name, else the last column if it is one with 2 to 20 classes (the UCI convention). None when nothing
+    fits: utility is then skipped.
+    """
+    if schema.target is not None:
+        return schema.target
+    labels = [s for s in schema.learned if _is_label(s.kind, s.categories)]
+    for spec in labels:
+        if spec.name.strip().lower() in _TARGET_NAMES:
+            return spec.name
+    last = schema.columns[-1]
+    return last.name if last in labels else None
+
+
+def _is_label(kind: ColumnKind, categories: tuple[object, ...] | None) -> bool:
+    if kind is ColumnKind.BOOLEAN:
+        return True
+    return kind is ColumnKind.CATEGORICAL and categories is not None and 2 <= len(categories) <= _MAX_INFERRED_CLASSES
+
+
 def public_flag(name: str, value: Any) -> bool:
     """Column `name`'s `public` setting; only a YAML boolean counts, so `public: "no"` is no silent yes."""
     if not isinstance(value, bool):

@@ -196,7 +196,7 @@ def test_coverage_sees_a_merged_category_that_shape_scores_hide() -> None:
     ],
 )
 def test_target_inference(columns: dict[str, list[object]], expected: str | None) -> None:
-    from validation.utility import infer_target
+    from generators.tabular.schema import infer_target
 
     overrides = {name: "categorical" for name in ("grade", "label") if name in columns}
     _, schema = infer_schema(pd.DataFrame(columns), overrides)
