@@ -66,6 +66,7 @@ MECHANISM = ("MST (zCDP: Gaussian marginals, beside the label when there is one,
 _SUPPORT = 3.0  # a noisy 1-way cell is kept when it counts at least this many noise deviations (MST's choice)
 _EDGE = 1e-6  # a normalised value this close to a bound is that bound (the encoded matrix is float32)
 _RAKING_ROUNDS = 100
+_USEFUL = 1.0  # a table beside the label must average at least one noise deviation of rows a cell: signal >= noise
 
 
 @dataclass(frozen=True)
@@ -326,14 +327,14 @@ class MSTGenerator(Generator):
         self.cells_ = _cells_of(self._fitted_encoder().layout_, cfg.bins)
         codes = np.stack([c.read(x.cpu().numpy()) for c in self.cells_], axis=1)
         rows, d = codes.shape
-        label = self._label()
-        features = [j for j in range(d) if j != label]
         seeded = _numpy_rng(generator)
         share = cfg.encoder_privacy()
-        budget = None
+        rho = None
         if cfg.dp_epsilon is not None:
             rho = cdp_rho((1 - ENCODER_SHARE) * cfg.dp_epsilon, (1 - ENCODER_SHARE) * cfg.dp_delta)
-            budget = _Budget(rho, len(features), len(features) - 1)
+        label = self._label(rows, rho)
+        features = [j for j in range(d) if j != label]
+        budget = None if rho is None else _Budget(rho, len(features), len(features) - 1)
         noise = _Noise(None if cfg.secure_noise else seeded)
 
         # 1. each column's marginal beside the label, and the cells they support
@@ -382,15 +383,32 @@ class MSTGenerator(Generator):
                    {"step": 3, "epoch": 3.0, "edges": len(edges)})
         return History(records, 3, 3, 3.0)
 
-    def _label(self) -> int | None:
+    def _label(self, rows: int, rho: float | None) -> int | None:
         """The index (among the cells) of the label column the model is built around, or None for a plain tree.
 
         The label is the schema's target, else the column the utility check would infer; a table of the label
-        alone has nothing to put beside it.
+        alone has nothing to put beside it. Under DP (`rho` set) it is used only while its tables hold more signal
+        than noise (PrivBayes' theta-usefulness, at theta = `_USEFUL`): a column's table beside the label, its
+        cells times the label's, must hold on average at least one noise deviation of rows per cell. Below that
+        those tables are mostly noise and the plain tree keeps more: on ecoli's and ionosphere's 270-280
+        training rows (0.01-0.07 deviations a cell at epsilon 1 and 10) the label cost utility and quality, on
+        Adult's 26,049 at epsilon 1 (3.2) it lifted the utility ratio from 0.80 to 0.94. The test reads only
+        public quantities (the row count, the domain's cell counts, the noise the budget buys): it costs no budget.
         """
         name = infer_target(self._fitted_encoder().schema_) if self.config.target_aware else None
         found = [j for j, c in enumerate(self.cells_) if c.column == name]
-        return found[0] if found and len(self.cells_) > 1 else None
+        if not found or len(self.cells_) < 2:
+            return None
+        label = found[0]
+        if rho is not None:
+            features = len(self.cells_) - 1
+            sigma = _Budget(rho, features, features - 1).marginal_sigma
+            cells = np.mean([c.size for j, c in enumerate(self.cells_) if j != label]) * self.cells_[label].size
+            if rows / cells < _USEFUL * sigma:
+                logger.info("mst: the label's tables would hold %.1f noise deviations a cell (< %g): plain tree",
+                            rows / cells / sigma, _USEFUL)
+                return None
+        return label
 
     def _spent(self, budget: _Budget, encoder: EncoderPrivacy, rows: int, label: int | None) -> dict[str, Any]:
         """The `privacy_spent_` record: the encoder's and MST's parts composed, and what was taken as public."""

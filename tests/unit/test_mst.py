@@ -222,3 +222,17 @@ def test_the_label_column_is_modelled_beside_every_other_column(epsilon: float |
     if epsilon is None:  # the plain tree cannot hold both (checked without noise, where it is exact)
         plain = MSTGenerator(dataclasses.replace(config, target_aware=False), seed=0, device="cpu").fit(frame, schema)
         assert min(abs(lift) for lift in _label_lifts(plain.sample(20_000, seed=0))) < 0.05
+
+
+def test_under_dp_a_label_whose_tables_would_be_mostly_noise_is_left_out() -> None:
+    """300 rows at epsilon 0.1: each table beside the label would hold under one noise deviation a cell.
+
+    The categories are declared public, so the DP encoder keeps them all (estimated, they would all be dropped).
+    """
+    frame, schema = _label_beside_correlated_columns(300)
+    schema = schema.replace(dataclasses.replace(spec, categories=tuple(sorted(frame[spec.name].unique())), public=True)
+                            for spec in schema)
+    model = MSTGenerator(MSTConfig(dp_epsilon=0.1, secure_noise=False), seed=0, device="cpu").fit(frame, schema)
+    label = [cells.column for cells in model.cells_].index("income")
+    assert model.privacy_spent_ is not None and model.privacy_spent_["label"] is None
+    assert len(model.parents_[label]) <= 1 and sum(label in parents for parents in model.parents_) < 3  # a tree node
