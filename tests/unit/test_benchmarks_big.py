@@ -1,4 +1,4 @@
-"""The Adult-like table generator: reproducible, chunk-independent, distinct rows, Adult's schema and shape."""
+"""The Adult-like table generator: reproducible, chunk-independent, independent rows, Adult's schema and shape."""
 
 from __future__ import annotations
 
@@ -35,23 +35,27 @@ def test_same_seed_same_rows_and_another_seed_other_rows() -> None:
 
 
 def test_chunking_does_not_change_rows(table: pd.DataFrame) -> None:
-    cuts = [0, 1, 65_535, 70_001, 131_072, 150_000]  # across the 2**16-row shuffle blocks
+    cuts = [0, 1, 65_535, 70_001, 131_072, 150_000]
     pieces = [adult_like_chunk(a, b - a, seed=0) for a, b in itertools.pairwise(cuts)]
     pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), table.iloc[:150_000])
     middle = adult_like_chunk(123_456, 1_000, seed=0)
     pd.testing.assert_frame_equal(middle, table.iloc[123_456:124_456].reset_index(drop=True))
 
 
-def test_rows_are_distinct(table: pd.DataFrame) -> None:
-    assert not table.duplicated().any()
-    assert big.MAX_ROWS >= 100_000_000  # the guarantee covers a 100M-row table
+def test_rows_repeat_only_as_rarely_as_independent_draws_do(table: pd.DataFrame) -> None:
+    assert table.duplicated().mean() < 1e-4  # a few per million rows (the real Adult: 24 in 32,561)
 
 
-def test_points_are_one_per_lattice_cell() -> None:
-    """The construction behind distinctness: the first 2**m points fill the 2**m cells of [0, 1) once each."""
-    for start, rows in ((0, 2**17), (0, 2**16)):
-        cells = np.floor(big._points(start, rows, seed=3) * rows)
-        assert len(np.unique(cells)) == rows
+def test_points_are_independent_uniforms_not_a_lattice() -> None:
+    """Counts of 2**16 points in 2**10 equal cells vary as Poisson counts do (a lattice's would not vary at all).
+
+    A stratified sample spreads rows more evenly than a model's independent draws, which the gate's nearest-
+    neighbour checks read as a leak even in rows drawn from the network itself.
+    """
+    points = big._points(0, 2**16, seed=3)
+    counts = np.bincount(np.floor(points * 2**10).astype(int), minlength=2**10)
+    assert 0.8 < counts.var() / counts.mean() < 1.2
+    assert 0.0 <= points.min() and points.max() < 1.0
 
 
 def test_columns_types_and_labels_are_adults(table: pd.DataFrame, adult: pd.DataFrame) -> None:
@@ -111,8 +115,8 @@ def test_cli_writes_a_folder_of_parts(tmp_path, capsys) -> None:
     assert line["rows"] == 25_000 and line["bytes"] > 0
     with pytest.raises(FileExistsError):
         write_adult_like(out, 10)
-    with pytest.raises(ValueError, match="distinct"):
-        write_adult_like(tmp_path / "too-many", big.MAX_ROWS + 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        write_adult_like(tmp_path / "none", 0)
 
 
 def test_csv_is_one_file_with_empty_unknowns(tmp_path) -> None:
