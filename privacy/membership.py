@@ -306,14 +306,11 @@ def _membership(audit: PrivacyAudit, context: Context) -> Iterator[Reading]:
 declare(CheckSpec(
     name="privacy.membership_tpr", instances=f"[{'|'.join(_GATED_ATTACKS)}]",
     label="Membership inference: members caught at a low false-positive rate", direction="<=",
-    threshold=Setting("max_membership_tpr", 0.01,
-                      "membership attacks' TPR at 0.5% false positives (lower bound) at most: twice that rate", gt=0,
-                      le=1),
+    threshold=Setting("max_membership_tpr", 0.005,
+                      "membership attacks' TPR at 0.5% false positives (lower bound) at most", gt=0, le=1),
     rule=Rule.BOUNDED, evidence="privacy", read=_membership, order=150,
     refuses="lower bound of the membership attack's true-positive rate at 0.5% false positives > {threshold}, i.e. "
-            "where it is most confident the attack (distance to synthetic rows; DOMIAS-like density ratio; a small "
-            "classifier over neighbour features trained and tested on disjoint halves) surely names members more than "
-            "twice as often as it wrongly names non-members. An (epsilon, delta)-DP release bounds that ratio by "
-            "e^epsilon (2 is epsilon 0.69); a line at chance itself would refuse any model once the checks hold enough "
-            "rows. AUC and TPR at 1% and 10% FPR are reported",
+            "the attack is surely better than chance where it is most confident (distance to synthetic rows; "
+            "DOMIAS-like density ratio; a small classifier over neighbour features trained and tested on disjoint "
+            "halves); AUC and TPR at 1% and 10% FPR are reported",
 ))

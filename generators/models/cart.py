@@ -16,8 +16,7 @@ then smoothed by a Gaussian kernel of the leaf's bandwidth (synthpop's `smoothin
 are not copied verbatim while common ones (a spike such as 40 hours a week) are kept exactly.
 
 Privacy: synthpop's default leaf of 5 donors leaks on Adult (the gate refuses it: membership-inference TPR
-0.04-0.05 at 0.5 % false positives, DCR share 0.55, NNDR 0.12); leaves of 20 failed the membership attacks
-against the earlier line at chance (0.005); 50, the
+0.04-0.05 against 0.005, DCR share 0.55, NNDR 0.12); leaves of 20 still fail the membership attacks; 50, the
 default, publishes (C2ST AUC 0.496, quality 0.991). A leaf's size bounds each training row's share of what
 its leaf hands out, whatever the table's size, so the default is a count, not a fraction of the rows.
 
