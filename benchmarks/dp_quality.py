@@ -9,7 +9,7 @@ on real rows). Prints a markdown table. `--public-domain` declares every inferre
 public (the config's `public_domain: true`): the DP fit then keeps them instead of estimating them.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.dp_quality [--epsilons 1 10]
-        [--generators mst mst-plain vae gan] [--gan-steps N] [--gan-batch N] [--vae-steps N] [--public-domain]
+        [--generators mst mst-plain vae gan] [--no-dp] [--gan-steps N] [--gan-batch N] [--vae-steps N] [--public-domain]
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from validation.utility import evaluate_utility
 logger = logging.getLogger(__name__)
 
 
-def _models(args: argparse.Namespace, epsilon: float) -> dict[str, Generator]:
-    """Each generator the benchmark knows, at `epsilon`."""
+def _models(args: argparse.Namespace, epsilon: float | None) -> dict[str, Generator]:
+    """Each generator the benchmark knows, at `epsilon` (None: without DP)."""
     return {
         "mst": MSTGenerator(MSTConfig(dp_epsilon=epsilon, dp_delta=args.delta), seed=args.seed),
         "mst-plain": MSTGenerator(MSTConfig(dp_epsilon=epsilon, dp_delta=args.delta, target_aware=False),
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--source", type=Path, default=ADULT)
     parser.add_argument("--public-domain", action="store_true", help="declare every inferred domain public")
+    parser.add_argument("--no-dp", action="store_true", help="also fit each generator without DP (epsilon 'none')")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     frame, schema = infer_schema(read_source(args.source)[0], public_domain=args.public_domain)
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     target = infer_target(schema)
     print("| generator | epsilon | spent epsilon | quality | utility ratio | C2ST AUC [95% CI] | fit s |")
     print("|---|---|---|---|---|---|---|")
-    for epsilon in args.epsilons:
+    epsilons: list[float | None] = [*args.epsilons, *([None] if args.no_dp else [])]
+    for epsilon in epsilons:
         models = _models(args, epsilon)
         for name in args.generators:
             model = models[name]
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> None:
                        if target else float("nan"))
             c2st = classifier_two_sample(train, synthetic, schema, seed=args.seed)
             spent = model.privacy_spent_ or {}
+            shown = "none" if epsilon is None else f"{epsilon:g}"
             print(
-                f"| {name} | {epsilon:g} | {spent.get('epsilon', float('nan')):.3f} | {quality:.3f} | "
+                f"| {name} | {shown} | {spent.get('epsilon', float('nan')):.3f} | {quality:.3f} | "
                 f"{utility:.3f} | {c2st.auc:.3f} [{c2st.auc_ci[0]:.3f}, {c2st.auc_ci[1]:.3f}] | {seconds:.0f} |",
                 flush=True,
             )

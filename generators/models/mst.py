@@ -315,7 +315,7 @@ class _Measured:
 
 @register
 class MSTGenerator(Generator):
-    """MST: noisy 1-way marginals, a tree of 2-way ones; the strongest model under differential privacy."""
+    """MST: noisy marginals beside the label, a tree of 2-way ones; the strongest model under differential privacy."""
 
     name: ClassVar[str] = "mst"
     config_class: ClassVar[type[Any]] = MSTConfig

@@ -45,7 +45,7 @@ def test_same_seed_same_rows_and_another_seed_other_rows(fitted: Generator) -> N
 
 @pytest.mark.parametrize("min_leaf", [1, 7, 40])
 def test_no_leaf_holds_fewer_donors_than_the_minimum(min_leaf: int) -> None:
-    model = _fit({"min_leaf": min_leaf})
+    model = _fit({"min_leaf": min_leaf, "min_leaf_share": 0.0})
     sizes = [np.diff(tree.starts) for tree in model.trees_]  # type: ignore[attr-defined]
     assert all(size.min() >= min_leaf for size in sizes)
     assert all(size.sum() == 2_000 for size in sizes)  # every training row is a donor once per column
@@ -106,6 +106,21 @@ def test_typical_rows_score_higher_than_rows_breaking_the_dependency(fitted: Gen
 def test_bad_min_leaf_is_refused(bad: object) -> None:
     with pytest.raises(BadInputError, match="min_leaf"):
         create("cart", {"min_leaf": bad})
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, True])
+def test_bad_min_leaf_share_is_refused(bad: object) -> None:
+    with pytest.raises(BadInputError, match="min_leaf_share"):
+        create("cart", {"min_leaf_share": bad})
+
+
+def test_on_many_rows_a_leaf_holds_its_share_of_them() -> None:
+    """Leaves grow with the rows once the share passes the count: 0.4 % of 20,000 rows is 80 donors, not 50."""
+    model = _fit(frame=_planted(20_000))
+    sizes = np.concatenate([np.diff(tree.starts) for tree in model.trees_[1:]])  # type: ignore[attr-defined]
+    assert sizes.min() >= 80
+    small = _fit({"min_leaf_share": 0.0}, frame=_planted(20_000))
+    assert min(np.diff(tree.starts).min() for tree in small.trees_[1:]) < 80  # type: ignore[attr-defined]
 
 
 def test_a_cart_model_is_never_saved_in_shareable_form(tmp_path: Path) -> None:
