@@ -22,7 +22,7 @@ out, so the leaf is at least a count (`min_leaf`); but the rows still give away 
 Adult-like tables a membership TPR of 0.007-0.008 at 0.5 % false positives with leaves of 50), which the gate's
 checks resolve once they hold enough rows: fitted on 50,000 rows and judged on 50,000 a side, leaves of 50 are
 refused and leaves of 200 publish (BENCHMARKS.md, issue 14). So the leaf is also a share of the training rows
-(`min_leaf_share`, 0.4 %: 200 of 50,000, 104 of Adult's 26,049), the larger of the two: the more rows the checks
+(`min_leaf_share`, 0.4 %: 200 of 50,000, 105 of Adult's 26,049), the larger of the two: the more rows the checks
 hold, the less any one row may show through. Below 12,500 rows the count rules, as before.
 
 The trees are scikit-learn's (CPU only: trees have no CUDA path), kept as plain arrays (children, features,

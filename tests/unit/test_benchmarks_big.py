@@ -55,7 +55,7 @@ def test_points_are_independent_uniforms_not_a_lattice() -> None:
     points = big._points(0, 2**16, seed=3)
     counts = np.bincount(np.floor(points * 2**10).astype(int), minlength=2**10)
     assert 0.8 < counts.var() / counts.mean() < 1.2
-    assert 0.0 <= points.min() and points.max() < 1.0
+    assert points.min() >= 0.0 and points.max() < 1.0
 
 
 def test_columns_types_and_labels_are_adults(table: pd.DataFrame, adult: pd.DataFrame) -> None:
