@@ -348,8 +348,8 @@ class MSTGenerator(Generator):
         sizes = [int(lookup.max()) + 1 for lookup in self.lookup_]
         label_size = int(step1.label_lookup.max()) + 1
         label_counts = _simplex(step1.label_counts, rows)
-        beside = {j: _rake(_simplex(t, rows), _simplex(t, rows).sum(axis=1), label_counts)
-                  for j, t in step1.tables.items()}
+        projected = {j: _simplex(t, rows) for j, t in step1.tables.items()}
+        beside = {j: _rake(t, t.sum(axis=1), label_counts) for j, t in projected.items()}
 
         # 2. the tree: pairs scored by their distance from independence given the label
         errors = {}
@@ -367,7 +367,7 @@ class MSTGenerator(Generator):
             pooled = _pooled({j: t.sum(axis=1) for j, t in step1.tables.items()},
                              {j: v.sum(axis=1) for j, v in step1.variances.items()}, tables, sigma2**2)
             marginals = {j: _simplex(y, rows) for j, y in pooled.items()}
-            beside = {j: _rake(_simplex(t, rows), marginals[j], label_counts) for j, t in step1.tables.items()}
+            beside = {j: _rake(t, marginals[j], label_counts) for j, t in projected.items()}
             cliques = {(a, b): _max_entropy(_rake(_simplex(t, rows), marginals[a], marginals[b]), beside[a], beside[b])
                        for (a, b), t in tables.items()}
         else:
